@@ -1,0 +1,159 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// DefaultTokenSecretKey is the key of the token Secret that holds the token
+// when spec.tokenSecretRef.key is absent.
+const DefaultTokenSecretKey = "token"
+
+// KeboolaProjectSpec defines the Keboola stack and the Storage API token of
+// one project.
+type KeboolaProjectSpec struct {
+	// stackURL is the Keboola stack that hosts the project: a bare host such
+	// as "connection.keboola.com", or an https URL such as
+	// "https://connection.eu-central-1.keboola.com". A trailing slash and the
+	// case of the host do not matter. Plain http is accepted only for
+	// loopback hosts (localhost, 127.0.0.0/8 and [::1]), for tests and local
+	// emulators. Paths, queries, fragments and user info are rejected.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(?i)(https://)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?/?$') || self.matches('^(?i)http://(localhost|127\\\\.[0-9]{1,3}\\\\.[0-9]{1,3}\\\\.[0-9]{1,3}|\\\\[::1\\\\])(:[0-9]{1,5})?/?$')",message="stackURL must be a host name or an https URL such as https://connection.keboola.com, without path, query or user info; plain http is allowed only for localhost, 127.0.0.0/8 and [::1]"
+	StackURL string `json:"stackURL"`
+
+	// tokenSecretRef names the Secret, in the namespace of this
+	// KeboolaProject, that holds the Storage API token. The operator reads
+	// the token and never copies it elsewhere. While KeboolaWebhooks use the
+	// project, the operator keeps a finalizer on the Secret so that the
+	// webhooks can still be deleted at Keboola.
+	// +required
+	TokenSecretRef SecretKeyReference `json:"tokenSecretRef"`
+
+	// expectedProjectID, when set, is the id of the Keboola project the token
+	// must belong to. A token of any other project is rejected with reason
+	// ProjectMismatch, which guards against pasting the wrong token.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	ExpectedProjectID *int64 `json:"expectedProjectID,omitempty"`
+}
+
+// SecretKeyReference names a key of a Secret in the same namespace.
+type SecretKeyReference struct {
+	// name is the name of the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+
+	// key is the key of the Secret's data that holds the value. When absent,
+	// the key "token" is used.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Key string `json:"key,omitempty"`
+}
+
+// KeboolaProjectStatus is the verified state of a KeboolaProject.
+type KeboolaProjectStatus struct {
+	// conditions describe the state of the project: Ready, Reconciling,
+	// Stalled and TokenExpiringSoon.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +patchStrategy=merge
+	// +patchMergeKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
+
+	// observedGeneration is the metadata.generation that the conditions
+	// describe.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// stackURL is the normalised base URL of the Storage API that the
+	// operator calls, for example "https://connection.keboola.com".
+	// +optional
+	StackURL string `json:"stackURL,omitempty"`
+
+	// projectID is the id of the Keboola project the token belongs to.
+	// +optional
+	ProjectID int64 `json:"projectID,omitempty"`
+
+	// projectName is the name of the Keboola project.
+	// +optional
+	ProjectName string `json:"projectName,omitempty"`
+
+	// region is the stack region that Keboola reports for the project, for
+	// example "us-east-1".
+	// +optional
+	Region string `json:"region,omitempty"`
+
+	// tokenID is the id of the Storage API token. It identifies the token
+	// in Keboola's UI and is not a credential.
+	// +optional
+	TokenID string `json:"tokenID,omitempty"`
+
+	// tokenDescription is the description of the token at Keboola.
+	// +optional
+	TokenDescription string `json:"tokenDescription,omitempty"`
+
+	// tokenExpiresAt is when the token expires. Absent means the token does
+	// not expire.
+	// +optional
+	TokenExpiresAt *metav1.Time `json:"tokenExpiresAt,omitempty"`
+
+	// tokenFingerprint identifies the content of the token Secret that was
+	// last verified: "sha256:" followed by the first 16 hexadecimal digits
+	// of the SHA-256 hash of the token. The token cannot be recovered from it.
+	// +optional
+	TokenFingerprint string `json:"tokenFingerprint,omitempty"`
+
+	// lastVerifiedTime is when the token was last verified successfully.
+	// +optional
+	LastVerifiedTime *metav1.Time `json:"lastVerifiedTime,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=kbp,categories=keboola
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Project",type=integer,JSONPath=`.status.projectID`
+// +kubebuilder:printcolumn:name="Stack",type=string,JSONPath=`.status.stackURL`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// KeboolaProject is a Keboola project on one stack, reached with a Storage API
+// token held in a Secret. The operator verifies the token, reports the project
+// it belongs to, and keeps verifying it. KeboolaWebhooks refer to a
+// KeboolaProject to manage webhooks in that project.
+type KeboolaProject struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// metadata is the standard object metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec defines the stack and the token.
+	// +required
+	Spec KeboolaProjectSpec `json:"spec"`
+
+	// status is the verified state of the project.
+	// +optional
+	Status KeboolaProjectStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// KeboolaProjectList is a list of KeboolaProjects.
+type KeboolaProjectList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []KeboolaProject `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&KeboolaProject{}, &KeboolaProjectList{})
+}

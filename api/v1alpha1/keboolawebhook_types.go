@@ -1,0 +1,273 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// DeletionPolicy says what happens to the webhook at Keboola when its
+// KeboolaWebhook is deleted.
+// +kubebuilder:validation:Enum=Delete;Orphan
+type DeletionPolicy string
+
+const (
+	// DeletionPolicyDelete deletes the webhook at Keboola.
+	DeletionPolicyDelete DeletionPolicy = "Delete"
+
+	// DeletionPolicyOrphan leaves the webhook at Keboola untouched.
+	DeletionPolicyOrphan DeletionPolicy = "Orphan"
+)
+
+// Keys of the Secret that the operator writes for a KeboolaWebhook.
+const (
+	// SecretKeySigningSecret is the key of the signing secret: the HMAC-SHA256
+	// key of the X-Kbc-Signature header of every delivery.
+	SecretKeySigningSecret = "signingSecret"
+
+	// SecretKeyWebhookID is the key of the id of the webhook at Keboola that
+	// signs with the signing secret.
+	SecretKeyWebhookID = "webhookID"
+)
+
+// Annotations and labels the operator reads or sets.
+const (
+	// AnnotationPaused, set to "true" on a KeboolaWebhook, stops every call
+	// to Keboola for that object until it is removed or set to another value.
+	AnnotationPaused = "keboola.dev/paused"
+
+	// AnnotationSecretFingerprint, on a Secret the operator writes, is the
+	// fingerprint of its signing secret: "sha256:" followed by the first 16
+	// hexadecimal digits of the SHA-256 hash of the secret.
+	AnnotationSecretFingerprint = "keboola.dev/secret-fingerprint"
+
+	// LabelManagedBy marks the Secrets the operator writes. The operator's
+	// Secret cache holds only Secrets with this label.
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+
+	// ManagedByValue is the value of LabelManagedBy on the operator's Secrets.
+	ManagedByValue = "keboola-operator"
+)
+
+// KeboolaWebhookSpec defines one webhook in a Keboola project.
+// +kubebuilder:validation:XValidation:rule="has(oldSelf.secretName) == has(self.secretName) && (!has(self.secretName) || oldSelf.secretName == self.secretName)",message="secretName cannot be changed; create a new KeboolaWebhook instead"
+type KeboolaWebhookSpec struct {
+	// projectRef names the KeboolaProject, in the namespace of this
+	// KeboolaWebhook, that the webhook belongs to.
+	// +required
+	ProjectRef ProjectReference `json:"projectRef"`
+
+	// url is where Keboola delivers events: an absolute https URL of at most
+	// 2048 bytes, without user info. Plain http is accepted only for loopback
+	// hosts (localhost, 127.0.0.0/8 and [::1]), for tests and local receivers.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''",message="url must be an absolute http or https URL with a host"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*@')",message="url must not contain user info; put credentials in the receiver, not in the URL"
+	// +kubebuilder:validation:XValidation:rule="!isURL(self) || url(self).getScheme() != 'http' || url(self).getHostname() == 'localhost' || url(self).getHostname() == '::1' || url(self).getHostname().matches('^127\\\\.[0-9]+\\\\.[0-9]+\\\\.[0-9]+$')",message="url must use https; plain http is allowed only for localhost, 127.0.0.0/8 and [::1]"
+	URL string `json:"url"`
+
+	// events are the Keboola event types the webhook receives, for example
+	// "storage.jobFailed" or "orchestration.jobSucceeded": 1 to 50 distinct
+	// names of the form "<area>.<event>". The order does not matter.
+	// Keboola rejects unknown event types, and the operator then reports
+	// reason InvalidSpec with Keboola's message.
+	// +required
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=50
+	// +kubebuilder:validation:items:MaxLength=128
+	// +kubebuilder:validation:items:Pattern=`^[a-z][a-zA-Z0-9]*\.[a-z][a-zA-Z0-9]*$`
+	Events []string `json:"events"`
+
+	// name is the name of the webhook at Keboola: 1 to 255 bytes of UTF-8
+	// without control characters. When absent, the operator uses
+	// "<namespace>/<name>" of this KeboolaWebhook, cut to 255 bytes, and shows
+	// it in status.name.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=255
+	// +kubebuilder:validation:XValidation:rule="size(bytes(self)) <= 255",message="name must be at most 255 bytes of UTF-8"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('[\\\\x00-\\\\x1f\\\\x7f]')",message="name must not contain control characters"
+	Name *string `json:"name,omitempty"`
+
+	// secretName is the name of the Secret, in the namespace of this
+	// KeboolaWebhook, that receives the signing secret. When absent, the
+	// operator derives a name from the KeboolaWebhook's name and shows it in
+	// status.secretName. The operator never overwrites a Secret it does not
+	// own. It cannot be changed after creation.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	SecretName *string `json:"secretName,omitempty"`
+
+	// secretTemplate adds labels and annotations to the Secret, for example
+	// those a reloader or a backup tool looks for. The operator never copies
+	// the labels of the KeboolaWebhook itself to the Secret, because GitOps
+	// tools would then treat the Secret as theirs and prune it.
+	// +optional
+	SecretTemplate *SecretTemplate `json:"secretTemplate,omitempty"`
+
+	// deletionPolicy says what happens to the webhook at Keboola when this
+	// KeboolaWebhook is deleted: "Delete" deletes it, "Orphan" leaves it in
+	// place. When absent, the webhook is deleted.
+	// +optional
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// rotationToken is a free string. Changing it asks for a new signing
+	// secret: the operator creates a new webhook, publishes its secret, and
+	// then deletes the old webhook.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	RotationToken string `json:"rotationToken,omitempty"`
+}
+
+// ProjectReference names a KeboolaProject.
+type ProjectReference struct {
+	// name is the name of the KeboolaProject.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
+// SecretTemplate is the metadata the operator adds to a Secret it writes.
+type SecretTemplate struct {
+	// labels are added to the Secret. Labels under the keboola.dev/ prefix
+	// and app.kubernetes.io/managed-by are reserved for the operator.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=64
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.startsWith('keboola.dev/') && k != 'app.kubernetes.io/managed-by')",message="labels under keboola.dev/ and app.kubernetes.io/managed-by are reserved for the operator"
+	Labels map[string]string `json:"labels,omitempty"`
+
+	// annotations are added to the Secret. Annotations under the keboola.dev/
+	// prefix are reserved for the operator.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=64
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.startsWith('keboola.dev/'))",message="annotations under keboola.dev/ are reserved for the operator"
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// PendingCreate records a webhook create that was started but may not have
+// finished. The operator writes it before it sends the create request, so
+// that after a crash or a lost response it can find the webhook by its
+// marker name and either adopt it or delete it.
+type PendingCreate struct {
+	// attemptID identifies the create attempt. The webhook is created with
+	// a marker name that contains it.
+	// +required
+	AttemptID string `json:"attemptID"`
+
+	// startedTime is when the attempt was recorded.
+	// +required
+	StartedTime metav1.Time `json:"startedTime"`
+
+	// reason is why the webhook is created: "Create", "Recreate" or "Rotate".
+	// +optional
+	Reason string `json:"reason,omitempty"`
+}
+
+// KeboolaWebhookStatus is the observed state of a KeboolaWebhook.
+type KeboolaWebhookStatus struct {
+	// conditions describe the state of the webhook: Ready, Reconciling and
+	// Stalled.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +patchStrategy=merge
+	// +patchMergeKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
+
+	// observedGeneration is the metadata.generation that the conditions
+	// describe.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// webhookID is the id of the webhook at Keboola.
+	// +optional
+	WebhookID string `json:"webhookID,omitempty"`
+
+	// projectID is the id of the Keboola project that holds the webhook.
+	// +optional
+	ProjectID int64 `json:"projectID,omitempty"`
+
+	// name is the effective name of the webhook at Keboola: spec.name, or the
+	// name the operator derived when spec.name is absent.
+	// +optional
+	Name string `json:"name,omitempty"`
+
+	// secretName is the effective name of the Secret that holds the signing
+	// secret.
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
+
+	// secretFingerprint identifies the signing secret in the Secret:
+	// "sha256:" followed by the first 16 hexadecimal digits of its SHA-256
+	// hash. The secret cannot be recovered from it.
+	// +optional
+	SecretFingerprint string `json:"secretFingerprint,omitempty"`
+
+	// rotationToken is the spec.rotationToken that the current webhook was
+	// created for.
+	// +optional
+	RotationToken string `json:"rotationToken,omitempty"`
+
+	// lastSyncedTime is when the webhook at Keboola was last seen to match
+	// the spec.
+	// +optional
+	LastSyncedTime *metav1.Time `json:"lastSyncedTime,omitempty"`
+
+	// pendingCreate is present while a create is in progress or must be
+	// recovered after an interruption.
+	// +optional
+	PendingCreate *PendingCreate `json:"pendingCreate,omitempty"`
+
+	// retiredWebhookIDs are webhooks that a newer webhook replaced and that
+	// the operator still has to delete at Keboola.
+	// +optional
+	// +listType=set
+	RetiredWebhookIDs []string `json:"retiredWebhookIDs,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=kbwh,categories=keboola
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Webhook",type=string,JSONPath=`.status.webhookID`
+// +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.spec.url`
+// +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.status.secretName`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// KeboolaWebhook is a webhook in a Keboola project. The operator creates,
+// updates and deletes it through the Storage API, and writes its signing
+// secret into a Secret that receivers mount to verify the X-Kbc-Signature
+// header of each delivery.
+type KeboolaWebhook struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// metadata is the standard object metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec defines the webhook.
+	// +required
+	Spec KeboolaWebhookSpec `json:"spec"`
+
+	// status is the observed state of the webhook.
+	// +optional
+	Status KeboolaWebhookStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// KeboolaWebhookList is a list of KeboolaWebhooks.
+type KeboolaWebhookList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []KeboolaWebhook `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&KeboolaWebhook{}, &KeboolaWebhookList{})
+}
