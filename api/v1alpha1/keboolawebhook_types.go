@@ -63,7 +63,7 @@ type KeboolaWebhookSpec struct {
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''",message="url must be an absolute http or https URL with a host"
 	// +kubebuilder:validation:XValidation:rule="!self.matches('^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*@')",message="url must not contain user info; put credentials in the receiver, not in the URL"
-	// +kubebuilder:validation:XValidation:rule="!isURL(self) || url(self).getScheme() != 'http' || url(self).getHostname() == 'localhost' || url(self).getHostname() == '::1' || url(self).getHostname().matches('^127\\\\.[0-9]+\\\\.[0-9]+\\\\.[0-9]+$')",message="url must use https; plain http is allowed only for localhost, 127.0.0.0/8 and [::1]"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(?i)https://') || self.matches('^(?i)http://(localhost|127\\\\.[0-9]{1,3}\\\\.[0-9]{1,3}\\\\.[0-9]{1,3}|\\\\[::1\\\\])([:/?#]|$)')",message="url must use https; plain http is allowed only for localhost, 127.0.0.0/8 and [::1]"
 	URL string `json:"url"`
 
 	// events are the Keboola event types the webhook receives, for example
