@@ -4,7 +4,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// DeletionPolicy says what happens to the webhook at Keboola when its
+// DeletionPolicy determines what happens to the webhook at Keboola when its
 // KeboolaWebhook is deleted.
 // +kubebuilder:validation:Enum=Delete;Orphan
 type DeletionPolicy string
@@ -55,7 +55,7 @@ type KeboolaWebhookSpec struct {
 	// +required
 	ProjectRef ProjectReference `json:"projectRef"`
 
-	// url is where Keboola delivers events: an absolute https URL of at most
+	// url is the address Keboola delivers events to: an absolute https URL of at most
 	// 2048 bytes, without user info. Plain http is accepted only for loopback
 	// hosts (localhost, 127.0.0.0/8 and [::1]), for tests and local receivers.
 	// +required
@@ -108,13 +108,13 @@ type KeboolaWebhookSpec struct {
 	// +optional
 	SecretTemplate *SecretTemplate `json:"secretTemplate,omitempty"`
 
-	// deletionPolicy says what happens to the webhook at Keboola when this
+	// deletionPolicy determines what happens to the webhook at Keboola when this
 	// KeboolaWebhook is deleted: "Delete" deletes it, "Orphan" leaves it in
 	// place. When absent, the webhook is deleted.
 	// +optional
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
 
-	// rotationToken is a free string. Changing it asks for a new signing
+	// rotationToken is a free string. Changing it requests a new signing
 	// secret: the operator creates a new webhook, publishes its secret, and
 	// then deletes the old webhook.
 	// +optional
@@ -162,7 +162,7 @@ type PendingCreate struct {
 	// +required
 	StartedTime metav1.Time `json:"startedTime"`
 
-	// reason is why the webhook is created: "Create", "Recreate" or "Rotate".
+	// reason is the cause of the create: "Create", "Recreate" or "Rotate".
 	// +optional
 	Reason string `json:"reason,omitempty"`
 }
