@@ -1,0 +1,15 @@
+// Package emulator is an in-process emulator of the Keboola Storage API
+// endpoints that the operator uses: token verification and webhooks. Tests
+// start it like an httptest server and talk to it over real HTTP. It also
+// delivers events to webhooks, signed the way Keboola signs them, and can
+// inject faults (error statuses, latency, dropped connections, lost
+// responses) per endpoint.
+//
+// Besides the Storage API, the server has an admin API under /_emulator/
+// that sets it up and inspects it without a Storage API token, for the
+// command keboola-emulator and the local demo. Tests in Go use the methods
+// of Server instead.
+//
+// The emulator listens on loopback addresses only and delivers events only to
+// loopback hosts, so it never sends traffic off the machine.
+package emulator

@@ -1,0 +1,52 @@
+package emulator_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"time"
+
+	"github.com/keboola/keboola-operator/internal/emulator"
+)
+
+// The emulator starts like an httptest server. A test adds a project and a
+// token, points the code under test at URL, and fires events at the webhooks
+// that code created.
+func Example() {
+	server := emulator.New(emulator.Options{AllowHTTPLoopback: true, DeliveryBackoff: 10 * time.Millisecond})
+	if err := server.Start(); err != nil {
+		panic(err)
+	}
+	defer server.Close()
+	server.AddProject(emulator.Project{ID: 1, Name: "Demo", Region: "eu-central-1"})
+	server.AddToken("example-token", emulator.Token{ProjectID: 1, CanManageWebhooks: true})
+
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer receiver.Close()
+
+	body := fmt.Sprintf(`{"name":"demo","url":%q,"events":["storage.jobFailed"]}`, receiver.URL)
+	req, _ := http.NewRequest(http.MethodPost, server.URL()+"/v2/storage/webhooks", strings.NewReader(body))
+	req.Header.Set("X-StorageApi-Token", "example-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		panic(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	fmt.Println("create:", resp.StatusCode)
+
+	for _, delivery := range server.Fire(context.Background(), 1, "storage.jobFailed", map[string]any{"id": "job-1"}) {
+		fmt.Println("delivery to webhook", delivery.WebhookID, "attempt", delivery.Attempt, "status", delivery.Status)
+	}
+	fmt.Println("creates:", server.Count(http.MethodPost, emulator.EndpointWebhooks))
+
+	// Output:
+	// create: 201
+	// delivery to webhook 1 attempt 1 status 204
+	// creates: 1
+}
