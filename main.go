@@ -85,7 +85,7 @@ func parseFlags() *flags {
 	flag.IntVar(&f.apiBurst, "api-burst", 20,
 		"Storage API requests allowed in a burst per stack host.")
 	flag.IntVar(&f.apiMaxRetries, "api-max-retries", 4,
-		"Retries of a failed Storage API read, update or delete. Creates are never retried automatically.")
+		"Retries of a failed Storage API read, update or delete; 0 disables retries. Creates are never retried automatically.")
 
 	f.zapOptions.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -145,11 +145,17 @@ func run() error {
 		return fmt.Errorf("failed to create manager: %w", err)
 	}
 
+	// keboola.Options treats 0 as "use the default" and a negative value
+	// as "no retries".
+	maxRetries := f.apiMaxRetries
+	if maxRetries == 0 {
+		maxRetries = -1
+	}
 	clients := keboola.NewFactory(keboola.Options{
 		Timeout:    f.apiTimeout,
 		QPS:        f.apiQPS,
 		Burst:      f.apiBurst,
-		MaxRetries: f.apiMaxRetries,
+		MaxRetries: maxRetries,
 		UserAgent:  "keboola-operator/" + version,
 		Metrics:    keboola.NewMetrics(metrics.Registry),
 	})
