@@ -248,7 +248,7 @@ func TestLogOmitsTokensAndSecrets(t *testing.T) {
 	call(t, server, http.MethodGet, "/v2/storage/tokens/verify", "unknown-token-c0ffee", "")
 	call(t, server, http.MethodGet, "/v2/storage/webhooks/"+created.ID, tokenB, "")
 	server.InjectFault(emulator.Fault{Drop: true, Times: 1})
-	send(freshClient(), server, http.MethodGet, "/v2/storage/webhooks", tokenA, "")
+	_, _ = send(freshClient(), server, http.MethodGet, "/v2/storage/webhooks", tokenA, "")
 	server.Fire(context.Background(), projectA, jobFailed, nil)
 	admin(t, server, http.MethodPost, "tokens", `{"token": "admin-added-token-77aa", "projectID": 101}`)
 	call(t, server, http.MethodGet, "/v2/storage/webhooks", "admin-added-token-77aa", "")

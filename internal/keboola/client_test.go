@@ -492,7 +492,7 @@ func TestClientBodyAtLimit(t *testing.T) {
 }
 
 func TestClientTimeout(t *testing.T) {
-	blockUntilCanceled := func(w http.ResponseWriter, r *http.Request, _ int) {
+	blockUntilCanceled := func(_ http.ResponseWriter, r *http.Request, _ int) {
 		select {
 		case <-r.Context().Done():
 		case <-time.After(5 * time.Second):
@@ -742,7 +742,7 @@ func TestClientErrorsNeverContainToken(t *testing.T) {
 				srv := newTestServer(t, echo(status))
 				c, _ := newTestClient(t, srv, Options{MaxRetries: 1})
 				err := callMethod(context.Background(), c, method)
-				if err == nil && !(method == "DELETE" && status == 404) {
+				if err == nil && (method != "DELETE" || status != 404) {
 					t.Fatalf("error = nil, want %d", status)
 				}
 				assertNoToken(t, err)

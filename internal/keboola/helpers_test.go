@@ -185,7 +185,7 @@ func assertSentinels(t *testing.T, err error, want ...error) {
 	for _, sentinel := range allSentinels {
 		expected := false
 		for _, w := range want {
-			if w == sentinel {
+			if errors.Is(w, sentinel) {
 				expected = true
 			}
 		}
