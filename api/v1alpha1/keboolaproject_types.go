@@ -111,9 +111,21 @@ type KeboolaProjectStatus struct {
 	// +optional
 	TokenFingerprint string `json:"tokenFingerprint,omitempty"`
 
-	// lastVerifiedTime is when the token was last verified successfully.
+	// lastVerifiedTime is when a successful verification last changed this
+	// status: when the project became Ready, or when the token or the
+	// details Keboola reports for it changed. A periodic verification that
+	// confirms the recorded details leaves it unchanged, so that a healthy
+	// project causes no status writes.
 	// +optional
 	LastVerifiedTime *metav1.Time `json:"lastVerifiedTime,omitempty"`
+
+	// tokenSecretName is the name of the token Secret that carries the
+	// finalizer keboola.dev/credentials-protection for this project. The
+	// operator keeps that finalizer while KeboolaWebhooks refer to the
+	// project, so that the token stays readable until their webhooks are
+	// deleted at Keboola. Empty when no KeboolaWebhook refers to the project.
+	// +optional
+	TokenSecretName string `json:"tokenSecretName,omitempty"`
 }
 
 // +kubebuilder:object:root=true

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -171,8 +172,15 @@ var _ = Describe("Schema validation", func() {
 		Expect(k8sClient.Create(testCtx, webhook)).To(Succeed())
 		DeferCleanup(func() { _ = k8sClient.Delete(testCtx, webhook) })
 
-		webhook.Spec.SecretName = ptr.To("second")
-		err := k8sClient.Update(testCtx, webhook, &client.UpdateOptions{DryRun: []string{metav1.DryRunAll}})
+		// The webhook controller writes the object too, so read it again
+		// until the update reaches admission instead of a conflict.
+		var err error
+		Eventually(func() bool {
+			Expect(k8sClient.Get(testCtx, client.ObjectKeyFromObject(webhook), webhook)).To(Succeed())
+			webhook.Spec.SecretName = ptr.To("second")
+			err = k8sClient.Update(testCtx, webhook, &client.UpdateOptions{DryRun: []string{metav1.DryRunAll}})
+			return apierrors.IsConflict(err)
+		}).WithTimeout(10 * time.Second).Should(BeFalse())
 		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "expected an Invalid error, got %v", err)
 		Expect(err.Error()).To(ContainSubstring("secretName cannot be changed"))
 	})

@@ -1,0 +1,322 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	keboolav1 "github.com/keboola/keboola-operator/api/v1alpha1"
+	"github.com/keboola/keboola-operator/internal/keboola"
+)
+
+// checkToken reads the token of project and verifies it with the Storage
+// API, unless the status already describes this token and generation. It
+// returns an error only for a failure to read the Secret that is neither a
+// missing Secret nor a missing key, such as a denied or failed request to the
+// Kubernetes API.
+func (r *KeboolaProjectReconciler) checkToken(ctx context.Context, project *keboolav1.KeboolaProject, now time.Time) (tokenCheck, error) {
+	log := ctrl.LoggerFrom(ctx)
+	var check tokenCheck
+
+	stackURL, err := keboola.NormalizeStackURL(project.Spec.StackURL)
+	if err != nil {
+		check.err = err
+		return check, nil
+	}
+	check.stackURL = stackURL
+
+	token, err := readToken(ctx, r.APIReader, project)
+	switch {
+	case errors.Is(err, errTokenSecretNotFound), errors.Is(err, errTokenKeyMissing):
+		check.err = err
+		return check, nil
+	case err != nil:
+		return check, err
+	}
+	check.fingerprint = fingerprint(token)
+
+	last := r.verifications.get(client.ObjectKeyFromObject(project))
+	if canSkipVerification(project, check.fingerprint, last, now, r.Options.ResyncPeriod) {
+		check.skipped = true
+		log.V(1).Info("Skipped token verification because the recorded result is current",
+			"tokenFingerprint", check.fingerprint)
+		return check, nil
+	}
+
+	api, err := r.Clients(stackURL, string(token))
+	if err != nil {
+		check.err = err
+		return check, nil
+	}
+	info, err := api.VerifyToken(ctx)
+	if err != nil {
+		log.V(1).Info("Token verification failed", "tokenFingerprint", check.fingerprint, "error", err.Error())
+		check.err = err
+		return check, nil
+	}
+	log.V(1).Info("Verified token", "tokenFingerprint", check.fingerprint,
+		"tokenID", info.ID, "projectID", info.Owner.ID)
+	check.info = info
+	return check, nil
+}
+
+// recordStatus records check in the status of project, sets its conditions
+// and returns its readiness.
+func (r *KeboolaProjectReconciler) recordStatus(project *keboolav1.KeboolaProject, check tokenCheck, now time.Time) readiness {
+	status := &project.Status
+	wasReady := isReady(status.Conditions, project.Generation)
+
+	verdict := tokenReadiness(project, check, now)
+	recordTokenCheck(status, check, verdict, wasReady, now)
+	status.ObservedGeneration = project.Generation
+	setReadiness(&status.Conditions, project.Generation, verdict)
+	setTokenExpiryCondition(status, project.Generation, now, r.Options.TokenExpiryWarning)
+
+	key := client.ObjectKeyFromObject(project)
+	switch {
+	case check.info != nil && verdict.state == stateReady:
+		r.verifications.set(key, verificationRecord{
+			uid:         string(project.UID),
+			generation:  project.Generation,
+			fingerprint: check.fingerprint,
+			at:          now,
+		})
+	case verdict.state != stateReady:
+		r.verifications.forget(key)
+	}
+	return verdict
+}
+
+// countWebhooks returns how many KeboolaWebhooks in namespace refer to the
+// KeboolaProject name, including those being deleted.
+func (r *KeboolaProjectReconciler) countWebhooks(ctx context.Context, namespace, name string) (int, error) {
+	var webhooks keboolav1.KeboolaWebhookList
+	err := r.List(ctx, &webhooks,
+		client.InNamespace(namespace),
+		client.MatchingFields{indexWebhookProject: name})
+	if err != nil {
+		return 0, fmt.Errorf("failed to list the KeboolaWebhooks of KeboolaProject %q: %w", name, err)
+	}
+	return len(webhooks.Items), nil
+}
+
+// reconcileProjectFinalizer adds the webhooks-protection finalizer to
+// project when protect is true, and removes it otherwise.
+func (r *KeboolaProjectReconciler) reconcileProjectFinalizer(ctx context.Context, project *keboolav1.KeboolaProject, protect bool) error {
+	if controllerutil.ContainsFinalizer(project, webhooksProtectionFinalizer) == protect {
+		return nil
+	}
+
+	base := project.DeepCopy()
+	if protect {
+		controllerutil.AddFinalizer(project, webhooksProtectionFinalizer)
+	} else {
+		controllerutil.RemoveFinalizer(project, webhooksProtectionFinalizer)
+	}
+	// The optimistic lock keeps a merge patch, which replaces the whole
+	// list of finalizers, from dropping a finalizer that someone else
+	// added meanwhile.
+	err := r.Patch(ctx, project, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("failed to update the finalizers of KeboolaProject %q: %w", project.Name, err)
+	}
+
+	log := ctrl.LoggerFrom(ctx)
+	if protect {
+		log.Info("Added finalizer because KeboolaWebhooks refer to the project", "finalizer", webhooksProtectionFinalizer)
+	} else {
+		log.Info("Removed finalizer because no KeboolaWebhook refers to the project", "finalizer", webhooksProtectionFinalizer)
+	}
+	return nil
+}
+
+// releaseStaleTokenSecret sets status.tokenSecretName to the Secret that
+// needs the credentials-protection finalizer for project. It releases the
+// Secret named there before when no webhook refers to the project any more
+// or spec.tokenSecretRef names another Secret.
+func (r *KeboolaProjectReconciler) releaseStaleTokenSecret(ctx context.Context, project *keboolav1.KeboolaProject, webhooks int) error {
+	protected := project.Status.TokenSecretName
+	required := ""
+	if webhooks > 0 {
+		required = project.Spec.TokenSecretRef.Name
+	}
+
+	if protected != "" && protected != required {
+		if err := r.releaseTokenSecret(ctx, project, protected); err != nil {
+			return err
+		}
+	}
+	project.Status.TokenSecretName = required
+	return nil
+}
+
+// releaseTokenSecret removes the credentials-protection finalizer from the
+// Secret name unless another KeboolaProject with KeboolaWebhooks uses it as
+// its token Secret.
+func (r *KeboolaProjectReconciler) releaseTokenSecret(ctx context.Context, project *keboolav1.KeboolaProject, name string) error {
+	if name == "" {
+		return nil
+	}
+	needed, err := r.tokenSecretNeededElsewhere(ctx, project, name)
+	if err != nil || needed {
+		return err
+	}
+	return r.setSecretFinalizer(ctx, types.NamespacedName{Namespace: project.Namespace, Name: name}, false)
+}
+
+// tokenSecretNeededElsewhere reports whether a KeboolaProject other than
+// project uses the Secret name as its token Secret and has KeboolaWebhooks.
+func (r *KeboolaProjectReconciler) tokenSecretNeededElsewhere(ctx context.Context, project *keboolav1.KeboolaProject, name string) (bool, error) {
+	var projects keboolav1.KeboolaProjectList
+	err := r.List(ctx, &projects,
+		client.InNamespace(project.Namespace),
+		client.MatchingFields{indexProjectTokenSecret: name})
+	if err != nil {
+		return false, fmt.Errorf("failed to list the KeboolaProjects of token Secret %q: %w", name, err)
+	}
+
+	for _, other := range projects.Items {
+		if other.UID == project.UID {
+			continue
+		}
+		webhooks, err := r.countWebhooks(ctx, other.Namespace, other.Name)
+		if err != nil {
+			return false, err
+		}
+		if webhooks > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// protectTokenSecret adds the credentials-protection finalizer to the Secret
+// that status.tokenSecretName names. A pass whose Secret already carries the
+// finalizer makes no request, because the metadata cache shows it.
+func (r *KeboolaProjectReconciler) protectTokenSecret(ctx context.Context, project *keboolav1.KeboolaProject) error {
+	name := project.Status.TokenSecretName
+	if name == "" {
+		return nil
+	}
+	key := types.NamespacedName{Namespace: project.Namespace, Name: name}
+
+	cached := newSecretMetadata()
+	if err := r.secretMetadata.Get(ctx, key, cached); err == nil &&
+		controllerutil.ContainsFinalizer(cached, credentialsProtectionFinalizer) {
+		return nil
+	}
+	return r.setSecretFinalizer(ctx, key, true)
+}
+
+// setSecretFinalizer adds the credentials-protection finalizer to the Secret
+// key when add is true, and removes it otherwise. It patches a fresh,
+// uncached copy of the Secret's metadata, so it never reads the token. A
+// missing Secret is not an error.
+func (r *KeboolaProjectReconciler) setSecretFinalizer(ctx context.Context, key types.NamespacedName, add bool) error {
+	log := ctrl.LoggerFrom(ctx).WithValues("secret", key, "finalizer", credentialsProtectionFinalizer)
+
+	secret := newSecretMetadata()
+	if err := r.APIReader.Get(ctx, key, secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("failed to read token Secret %q: %w", key.Name, err)
+	}
+	if controllerutil.ContainsFinalizer(secret, credentialsProtectionFinalizer) == add {
+		return nil
+	}
+	if add && !secret.DeletionTimestamp.IsZero() {
+		// The API server rejects a new finalizer on an object that is
+		// being deleted.
+		log.Info("Cannot protect token Secret because it is being deleted")
+		return nil
+	}
+
+	base := secret.DeepCopy()
+	if add {
+		controllerutil.AddFinalizer(secret, credentialsProtectionFinalizer)
+	} else {
+		controllerutil.RemoveFinalizer(secret, credentialsProtectionFinalizer)
+	}
+	err := r.Patch(ctx, secret, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("failed to update the finalizers of token Secret %q: %w", key.Name, err)
+	}
+
+	if add {
+		log.Info("Added finalizer to token Secret because KeboolaWebhooks need its token")
+	} else {
+		log.Info("Removed finalizer from token Secret because no KeboolaWebhook needs its token")
+	}
+	return nil
+}
+
+// patchStatus writes the status of project if it differs from the status of
+// original.
+func (r *KeboolaProjectReconciler) patchStatus(ctx context.Context, original, project *keboolav1.KeboolaProject) error {
+	if equality.Semantic.DeepEqual(original.Status, project.Status) {
+		return nil
+	}
+	if err := r.Status().Patch(ctx, project, client.MergeFrom(original)); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("failed to update the status of KeboolaProject %q: %w", project.Name, err)
+	}
+	return nil
+}
+
+// emitEvents records an Event for each transition from the status of before
+// to the status of after, and logs it.
+func (r *KeboolaProjectReconciler) emitEvents(ctx context.Context, before, after *keboolav1.KeboolaProject) {
+	log := ctrl.LoggerFrom(ctx)
+	for _, e := range transitionEvents(&before.Status, &after.Status) {
+		r.Recorder.Eventf(after, nil, e.eventType, e.reason, e.action, "%s", e.note)
+		log.Info("Status changed", "reason", e.reason, "message", e.note)
+	}
+}
+
+// verificationRecords stores the last successful verification of each
+// KeboolaProject. It is safe for concurrent use, and its zero value is
+// empty and ready to use. After a restart it is empty, so every Ready
+// project is verified once again.
+type verificationRecords struct {
+	mu      sync.Mutex
+	records map[types.NamespacedName]verificationRecord
+}
+
+func (v *verificationRecords) get(key types.NamespacedName) verificationRecord {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.records[key]
+}
+
+func (v *verificationRecords) set(key types.NamespacedName, record verificationRecord) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.records == nil {
+		v.records = make(map[types.NamespacedName]verificationRecord)
+	}
+	v.records[key] = record
+}
+
+func (v *verificationRecords) forget(key types.NamespacedName) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	delete(v.records, key)
+}
