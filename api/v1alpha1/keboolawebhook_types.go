@@ -165,6 +165,13 @@ type PendingCreate struct {
 	// reason is the cause of the create: "Create", "Recreate" or "Rotate".
 	// +optional
 	Reason string `json:"reason,omitempty"`
+
+	// rotationToken is the spec.rotationToken that the new webhook is
+	// created for. It becomes status.rotationToken when the webhook is
+	// committed, also when a recovery adopts it.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	RotationToken string `json:"rotationToken,omitempty"`
 }
 
 // KeboolaWebhookStatus is the observed state of a KeboolaWebhook.
@@ -212,8 +219,10 @@ type KeboolaWebhookStatus struct {
 	// +optional
 	RotationToken string `json:"rotationToken,omitempty"`
 
-	// lastSyncedTime is when the webhook at Keboola was last seen to match
-	// the spec.
+	// lastSyncedTime is when the operator last brought the webhook at
+	// Keboola in line with the spec, by a create or an update, or first found
+	// it matching. A periodic check that finds nothing to change leaves it
+	// as it is, so that an idle webhook causes no status writes.
 	// +optional
 	LastSyncedTime *metav1.Time `json:"lastSyncedTime,omitempty"`
 
