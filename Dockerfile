@@ -24,9 +24,14 @@ RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} \
 
 FROM gcr.io/distroless/static:nonroot
 ARG VERSION=dev
+# REVISION is the Git commit the image is built from; "make docker-build"
+# passes it.
+ARG REVISION=unknown
 LABEL org.opencontainers.image.title="keboola-operator" \
       org.opencontainers.image.description="Kubernetes operator that manages Keboola webhooks" \
       org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="https://github.com/keboola/keboola-operator" \
       org.opencontainers.image.licenses="Apache-2.0"
 WORKDIR /
 COPY --from=builder /workspace/manager /manager

@@ -45,6 +45,9 @@ type flags struct {
 	probeAddr         string
 	leaderElect       bool
 	leaderElectionNS  string
+	leaseDuration     time.Duration
+	renewDeadline     time.Duration
+	retryPeriod       time.Duration
 	enableHTTP2       bool
 	showVersion       bool
 	controllerOptions controller.Options
@@ -67,6 +70,13 @@ func parseFlags() *flags {
 		"Elect a leader so that only one replica reconciles at a time.")
 	flag.StringVar(&f.leaderElectionNS, "leader-election-namespace", "",
 		"Namespace of the leader election Lease. Required when the operator runs outside a cluster with leader election on.")
+	flag.DurationVar(&f.leaseDuration, "leader-election-lease-duration", 15*time.Second,
+		"How long a standby replica waits after the leader's last renewal before it takes over the Lease. "+
+			"A leader killed without releasing the Lease is replaced within this duration plus one retry period.")
+	flag.DurationVar(&f.renewDeadline, "leader-election-renew-deadline", 10*time.Second,
+		"How long the leader keeps trying to renew the Lease before it gives up leadership and exits. Must be shorter than the lease duration.")
+	flag.DurationVar(&f.retryPeriod, "leader-election-retry-period", 2*time.Second,
+		"How often replicas try to acquire or renew the Lease.")
 	flag.BoolVar(&f.enableHTTP2, "enable-http2", false,
 		"Allow HTTP/2 on the metrics server. Off by default because of the HTTP/2 rapid reset vulnerabilities (CVE-2023-44487, CVE-2023-39325).")
 	flag.BoolVar(&f.showVersion, "version", false, "Print the version and exit.")
@@ -77,6 +87,9 @@ func parseFlags() *flags {
 		"How long before a token's expiry a KeboolaProject reports TokenExpiringSoon.")
 	flag.IntVar(&f.controllerOptions.MaxConcurrentReconciles, "max-concurrent-reconciles", f.controllerOptions.MaxConcurrentReconciles,
 		"Number of objects of each kind reconciled in parallel.")
+	flag.DurationVar(&f.controllerOptions.RotationGracePeriod, "rotation-grace-period", f.controllerOptions.RotationGracePeriod,
+		"How long the previous webhook of a signing secret rotation keeps delivering, and its secret stays in the Secret "+
+			"under previousSigningSecret, after the new secret is published. 0 deletes it at once.")
 
 	flag.DurationVar(&f.apiTimeout, "api-timeout", 30*time.Second,
 		"Timeout of one Storage API request attempt.")
@@ -98,10 +111,18 @@ func run() error {
 		fmt.Println(version)
 		return nil
 	}
+	if f.controllerOptions.RotationGracePeriod < 0 {
+		return fmt.Errorf("invalid --rotation-grace-period %s: it must not be negative", f.controllerOptions.RotationGracePeriod)
+	}
 
+	verbosityLowered := capVerbosity(&f.zapOptions)
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&f.zapOptions)))
 	setupLog := ctrl.Log.WithName("setup")
 	setupLog.Info("Starting keboola-operator", "version", version)
+	if verbosityLowered {
+		setupLog.Info("Lowered the log verbosity to the maximum, because client-go logs the bodies of Kubernetes requests above it, and Secret bodies contain credentials",
+			"maxVerbosity", maxLogVerbosity)
+	}
 
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
@@ -127,6 +148,9 @@ func run() error {
 		LeaderElection:          f.leaderElect,
 		LeaderElectionID:        "keboola-operator.keboola.dev",
 		LeaderElectionNamespace: f.leaderElectionNS,
+		LeaseDuration:           &f.leaseDuration,
+		RenewDeadline:           &f.renewDeadline,
+		RetryPeriod:             &f.retryPeriod,
 		// The process exits right after the manager stops, so the Lease can
 		// be released at once and a new leader need not wait for it to
 		// expire.

@@ -102,6 +102,19 @@ const (
 	// exist or is not Ready.
 	ReasonProjectNotReady = "ProjectNotReady"
 
+	// ReasonProjectNotAllowed means the referenced KeboolaProject, in
+	// another namespace, does not allow KeboolaWebhooks from this namespace
+	// in its spec.allowedNamespaces. The operator makes no call to Keboola
+	// for the object until access is granted, except to delete its webhooks
+	// when the object is deleted.
+	ReasonProjectNotAllowed = "ProjectNotAllowed"
+
+	// ReasonQuotaExceeded means the referenced KeboolaProject already serves
+	// spec.maxWebhooks older KeboolaWebhooks. The operator makes no call to
+	// Keboola for the object until a slot is free, except to delete its
+	// webhooks when the object is deleted.
+	ReasonQuotaExceeded = "QuotaExceeded"
+
 	// ReasonCreating means the webhook is being created at Keboola, or a
 	// create that was interrupted is being recovered.
 	ReasonCreating = "Creating"

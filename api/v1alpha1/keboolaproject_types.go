@@ -37,6 +37,81 @@ type KeboolaProjectSpec struct {
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	ExpectedProjectID *int64 `json:"expectedProjectID,omitempty"`
+
+	// allowedNamespaces selects the namespaces whose KeboolaWebhooks may use
+	// this project through spec.projectRef.namespace. The namespace of this
+	// KeboolaProject is always allowed, and when allowedNamespaces is absent,
+	// it is the only one.
+	// Those KeboolaWebhooks never read the token: the operator uses it on
+	// their behalf, and writes only each webhook's signing secret into the
+	// webhook's own namespace. A KeboolaWebhook from a namespace that is not
+	// allowed reports reason ProjectNotAllowed and is neither created nor
+	// updated at Keboola. A webhook it created while it was allowed is still
+	// deleted at Keboola when the KeboolaWebhook is deleted.
+	// +optional
+	AllowedNamespaces *AllowedNamespaces `json:"allowedNamespaces,omitempty"`
+
+	// maxWebhooks, when set, is the maximum number of KeboolaWebhooks that may
+	// use this project, counted over every allowed namespace and including
+	// KeboolaWebhooks being deleted. The oldest ones, by creationTimestamp and
+	// then by "<namespace>/<name>", are served. The others report reason
+	// QuotaExceeded: one that has no webhook at Keboola creates none, and one
+	// that has a webhook is no longer updated, but is still deleted at Keboola
+	// with its KeboolaWebhook. When absent, there is no limit.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	MaxWebhooks *int32 `json:"maxWebhooks,omitempty"`
+
+	// allowedEvents, when set, are the only event types that KeboolaWebhooks
+	// of this project may request. A KeboolaWebhook whose spec.events
+	// contains another event type reports reason InvalidSpec, naming those
+	// event types, and is neither created nor updated at Keboola. When
+	// absent, every event type is allowed.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MaxLength=128
+	// +kubebuilder:validation:items:Pattern=`^[a-z][a-zA-Z0-9]*\.[a-z][a-zA-Z0-9]*$`
+	AllowedEvents []string `json:"allowedEvents,omitempty"`
+}
+
+// NamespacesFrom is the kind of namespace selection of AllowedNamespaces.
+// +kubebuilder:validation:Enum=Same;All;Selector
+type NamespacesFrom string
+
+const (
+	// NamespacesFromSame allows only the namespace of the KeboolaProject.
+	NamespacesFromSame NamespacesFrom = "Same"
+
+	// NamespacesFromAll allows every namespace.
+	NamespacesFromAll NamespacesFrom = "All"
+
+	// NamespacesFromSelector allows the namespace of the KeboolaProject and
+	// the namespaces whose labels match a label selector.
+	NamespacesFromSelector NamespacesFrom = "Selector"
+)
+
+// AllowedNamespaces selects namespaces, in the way that
+// allowedRoutes.namespaces of a Listener in Gateway API v1 does. Unlike
+// there, the namespace of the KeboolaProject itself is always allowed.
+// +kubebuilder:validation:XValidation:rule="(has(self.from) && self.from == 'Selector') == has(self.selector)",message="selector must be set when from is Selector, and only then"
+type AllowedNamespaces struct {
+	// from selects the namespaces: "Same" allows only the namespace of the
+	// KeboolaProject, "All" allows every namespace, and "Selector" allows
+	// the namespaces whose labels match selector besides the namespace of
+	// the KeboolaProject. When absent, "Same" applies.
+	// +optional
+	From NamespacesFrom `json:"from,omitempty"`
+
+	// selector matches the labels of the allowed namespaces when from is
+	// "Selector", and must be absent otherwise. An empty selector matches
+	// every namespace. A change of a namespace's labels takes effect without
+	// a restart of the operator.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, e.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist'])",message="operator must be In, NotIn, Exists or DoesNotExist"
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || self.matchExpressions.all(e, (e.operator in ['In', 'NotIn']) == (has(e.values) && size(e.values) > 0))",message="values must be non-empty for the operators In and NotIn, and absent for Exists and DoesNotExist"
+	Selector *metav1.LabelSelector `json:"selector,omitempty"`
 }
 
 // SecretKeyReference names a key of a Secret in the same namespace.
@@ -126,6 +201,28 @@ type KeboolaProjectStatus struct {
 	// deleted at Keboola. Empty when no KeboolaWebhook refers to the project.
 	// +optional
 	TokenSecretName string `json:"tokenSecretName,omitempty"`
+
+	// webhooks counts the KeboolaWebhooks that refer to this project. The
+	// operator updates it only when a count changes.
+	// +optional
+	Webhooks *WebhookUsage `json:"webhooks,omitempty"`
+}
+
+// WebhookUsage counts the KeboolaWebhooks that refer to a KeboolaProject.
+type WebhookUsage struct {
+	// count is the number of KeboolaWebhooks, in every namespace, that refer
+	// to the project. It includes those that the project does not allow,
+	// those beyond spec.maxWebhooks and those being deleted, because each of
+	// them keeps the project from being deleted.
+	// +required
+	// +kubebuilder:validation:Minimum=0
+	Count int32 `json:"count"`
+
+	// namespaces is the number of distinct namespaces of these
+	// KeboolaWebhooks.
+	// +required
+	// +kubebuilder:validation:Minimum=0
+	Namespaces int32 `json:"namespaces"`
 }
 
 // +kubebuilder:object:root=true
@@ -135,6 +232,8 @@ type KeboolaProjectStatus struct {
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Project",type=integer,JSONPath=`.status.projectID`
 // +kubebuilder:printcolumn:name="Stack",type=string,JSONPath=`.status.stackURL`,priority=1
+// +kubebuilder:printcolumn:name="Webhooks",type=integer,JSONPath=`.status.webhooks.count`,priority=1
+// +kubebuilder:printcolumn:name="Namespaces",type=integer,JSONPath=`.status.webhooks.namespaces`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // KeboolaProject is a Keboola project on one stack, reached with a Storage API
@@ -164,8 +263,4 @@ type KeboolaProjectList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []KeboolaProject `json:"items"`
-}
-
-func init() {
-	SchemeBuilder.Register(&KeboolaProject{}, &KeboolaProjectList{})
 }

@@ -26,6 +26,18 @@ const (
 	// SecretKeyWebhookID is the key of the id of the webhook at Keboola that
 	// signs with the signing secret.
 	SecretKeyWebhookID = "webhookID"
+
+	// SecretKeyPreviousSigningSecret is the key of the signing secret of the
+	// webhook that a rotation replaces. It is present from the moment the new
+	// signing secret is published until the operator deletes the previous
+	// webhook, after the operator's rotation grace period, so that receivers
+	// accept the deliveries of both webhooks in between.
+	SecretKeyPreviousSigningSecret = "previousSigningSecret"
+
+	// SecretKeyPreviousWebhookID is the key of the id of the webhook that
+	// signs with the secret under SecretKeyPreviousSigningSecret. Both keys
+	// are present together or not at all.
+	SecretKeyPreviousWebhookID = "previousWebhookID"
 )
 
 // Annotations and labels the operator reads or sets.
@@ -45,13 +57,52 @@ const (
 
 	// ManagedByValue is the value of LabelManagedBy on the operator's Secrets.
 	ManagedByValue = "keboola-operator"
+
+	// AnnotationSigningSecretFingerprint, on the pod template of a rollout
+	// target (spec.rolloutTargets), is the fingerprint of the signing secret
+	// that the target's pods were restarted for. The operator changes it
+	// when the signing secret changes, which makes Kubernetes replace the
+	// pods.
+	AnnotationSigningSecretFingerprint = "keboola.dev/signing-secret-fingerprint"
+)
+
+// RolloutTargetKind is the kind of a workload that the operator restarts
+// when the signing secret changes.
+// +kubebuilder:validation:Enum=Deployment;StatefulSet
+type RolloutTargetKind string
+
+const (
+	// RolloutTargetDeployment is an apps/v1 Deployment.
+	RolloutTargetDeployment RolloutTargetKind = "Deployment"
+
+	// RolloutTargetStatefulSet is an apps/v1 StatefulSet.
+	RolloutTargetStatefulSet RolloutTargetKind = "StatefulSet"
+)
+
+// RotationPhase is how far a rotation of the signing secret has got.
+// +kubebuilder:validation:Enum=Publishing;Overlapping;Retiring
+type RotationPhase string
+
+const (
+	// RotationPhasePublishing means the new webhook is being created and its
+	// signing secret written to the Secret, next to the previous one.
+	RotationPhasePublishing RotationPhase = "Publishing"
+
+	// RotationPhaseOverlapping means both webhooks exist and deliver every
+	// event, and the Secret holds both signing secrets, until
+	// status.rotation.overlapUntil.
+	RotationPhaseOverlapping RotationPhase = "Overlapping"
+
+	// RotationPhaseRetiring means the grace period is over: the operator
+	// deletes the previous webhook at Keboola and then removes its signing
+	// secret from the Secret.
+	RotationPhaseRetiring RotationPhase = "Retiring"
 )
 
 // KeboolaWebhookSpec defines one webhook in a Keboola project.
 // +kubebuilder:validation:XValidation:rule="has(oldSelf.secretName) == has(self.secretName) && (!has(self.secretName) || oldSelf.secretName == self.secretName)",message="secretName cannot be changed; create a new KeboolaWebhook instead"
 type KeboolaWebhookSpec struct {
-	// projectRef names the KeboolaProject, in the namespace of this
-	// KeboolaWebhook, that the webhook belongs to.
+	// projectRef names the KeboolaProject that the webhook belongs to.
 	// +required
 	ProjectRef ProjectReference `json:"projectRef"`
 
@@ -115,11 +166,79 @@ type KeboolaWebhookSpec struct {
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
 
 	// rotationToken is a free string. Changing it requests a new signing
-	// secret: the operator creates a new webhook, publishes its secret, and
-	// then deletes the old webhook.
+	// secret. The operator creates a new webhook, writes its secret to the
+	// Secret under signingSecret and moves the old secret to
+	// previousSigningSecret. After the operator's rotation grace period
+	// (flag --rotation-grace-period, 5 minutes by default) it deletes the old
+	// webhook and that key. status.rotation shows the progress.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	RotationToken string `json:"rotationToken,omitempty"`
+
+	// rolloutTargets are Deployments and StatefulSets, in the namespace of
+	// this KeboolaWebhook, whose pods read the signing secret from
+	// environment variables and therefore see a new one only after a
+	// restart. When the signing secret changes, including when it is first
+	// published, the operator sets the annotation
+	// keboola.dev/signing-secret-fingerprint on their pod template to the
+	// new fingerprint, so that Kubernetes replaces their pods. A target that
+	// does not exist gets a Warning Event and does not keep this
+	// KeboolaWebhook from being Ready. Leave out pods that mount the Secret
+	// as a volume: they see a new secret without a restart. At most 16
+	// entries.
+	// +optional
+	// +listType=map
+	// +listMapKey=kind
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	RolloutTargets []RolloutTarget `json:"rolloutTargets,omitempty"`
+}
+
+// RolloutTarget names a workload in the namespace of the KeboolaWebhook.
+type RolloutTarget struct {
+	// kind is the kind of the workload: "Deployment" or "StatefulSet", both
+	// of the API group apps.
+	// +required
+	Kind RolloutTargetKind `json:"kind"`
+
+	// name is the name of the workload.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+}
+
+// RotationStatus describes a rotation of the signing secret in progress.
+type RotationStatus struct {
+	// phase is how far the rotation has got. "Publishing": the new webhook is
+	// created and its secret written. "Overlapping": both webhooks deliver,
+	// and the Secret contains both secrets. "Retiring": the previous webhook
+	// is deleted and its secret removed.
+	// +required
+	Phase RotationPhase `json:"phase"`
+
+	// previousWebhookID is the id of the webhook that the rotation replaces.
+	// +required
+	PreviousWebhookID string `json:"previousWebhookID"`
+
+	// previousSecretFingerprint is the fingerprint of the previous signing
+	// secret, which the Secret holds under previousSigningSecret until the
+	// rotation ends. It is absent when the operator could not keep the
+	// previous secret, because the Secret was deleted or edited: the previous
+	// webhook then still delivers until overlapUntil, but only receivers
+	// that kept the old secret accept its deliveries.
+	// +optional
+	PreviousSecretFingerprint string `json:"previousSecretFingerprint,omitempty"`
+
+	// startedTime is when the rotation started.
+	// +required
+	StartedTime metav1.Time `json:"startedTime"`
+
+	// overlapUntil is when the grace period ends and the previous webhook is
+	// deleted. It is set when the phase becomes Overlapping.
+	// +optional
+	OverlapUntil *metav1.Time `json:"overlapUntil,omitempty"`
 }
 
 // ProjectReference names a KeboolaProject.
@@ -129,6 +248,18 @@ type ProjectReference struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
+
+	// namespace is the namespace of the KeboolaProject. When absent, it is
+	// the namespace of this KeboolaWebhook. A KeboolaProject in another
+	// namespace must allow this KeboolaWebhook's namespace in its
+	// spec.allowedNamespaces, or the webhook reports reason
+	// ProjectNotAllowed. The signing secret is still written into this
+	// KeboolaWebhook's namespace, and the project's token never is.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Namespace string `json:"namespace,omitempty"`
 }
 
 // SecretTemplate is the metadata the operator adds to a Secret it writes.
@@ -232,10 +363,25 @@ type KeboolaWebhookStatus struct {
 	PendingCreate *PendingCreate `json:"pendingCreate,omitempty"`
 
 	// retiredWebhookIDs are webhooks that a newer webhook replaced and that
-	// the operator still has to delete at Keboola.
+	// the operator still has to delete at Keboola. The previous webhook of a
+	// rotation stays here until status.rotation ends.
 	// +optional
 	// +listType=set
 	RetiredWebhookIDs []string `json:"retiredWebhookIDs,omitempty"`
+
+	// rotation is present while a rotation of the signing secret is in
+	// progress: from the start of the new webhook's create until the
+	// previous webhook is deleted and its secret removed from the Secret.
+	// +optional
+	Rotation *RotationStatus `json:"rotation,omitempty"`
+
+	// rolloutFingerprint is the secretFingerprint that spec.rolloutTargets
+	// were last restarted for. The operator restarts the targets when
+	// secretFingerprint differs from it. It records the fingerprint also
+	// when there are no targets, so that a target added later is restarted
+	// only at the next change of the signing secret.
+	// +optional
+	RolloutFingerprint string `json:"rolloutFingerprint,omitempty"`
 }
 
 // +kubebuilder:object:root=true
@@ -246,6 +392,7 @@ type KeboolaWebhookStatus struct {
 // +kubebuilder:printcolumn:name="Webhook",type=string,JSONPath=`.status.webhookID`
 // +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.spec.url`
 // +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.status.secretName`,priority=1
+// +kubebuilder:printcolumn:name="Rotation",type=string,JSONPath=`.status.rotation.phase`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // KeboolaWebhook is a webhook in a Keboola project. The operator creates,
@@ -275,8 +422,4 @@ type KeboolaWebhookList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []KeboolaWebhook `json:"items"`
-}
-
-func init() {
-	SchemeBuilder.Register(&KeboolaWebhook{}, &KeboolaWebhookList{})
 }

@@ -43,6 +43,7 @@ type config struct {
 	deliveryRetries   int
 	deliveryBackoff   time.Duration
 	latency           time.Duration
+	maxConcurrent     int
 	debug             bool
 }
 
@@ -80,13 +81,14 @@ func run(args []string) error {
 	}
 
 	server := emulator.New(emulator.Options{
-		AllowHTTPLoopback: cfg.allowHTTPLoopback,
-		NormalizeWebhooks: cfg.normalize,
-		DeliveryTimeout:   cfg.deliveryTimeout,
-		DeliveryRetries:   cfg.deliveryRetries,
-		DeliveryBackoff:   cfg.deliveryBackoff,
-		Latency:           cfg.latency,
-		Logger:            logger,
+		AllowHTTPLoopback:       cfg.allowHTTPLoopback,
+		NormalizeWebhooks:       cfg.normalize,
+		DeliveryTimeout:         cfg.deliveryTimeout,
+		DeliveryRetries:         cfg.deliveryRetries,
+		DeliveryBackoff:         cfg.deliveryBackoff,
+		Latency:                 cfg.latency,
+		MaxConcurrentPerProject: cfg.maxConcurrent,
+		Logger:                  logger,
 	})
 	server.AddProject(emulator.Project{ID: cfg.projectID, Name: cfg.projectName, Region: cfg.region})
 	if token != "" {
@@ -103,7 +105,8 @@ func run(args []string) error {
 		return err
 	}
 	logger.Info("Listening", "url", server.URL(), "projectId", cfg.projectID, "projectName", cfg.projectName,
-		"allowHTTPLoopback", cfg.allowHTTPLoopback, "normalize", cfg.normalize)
+		"allowHTTPLoopback", cfg.allowHTTPLoopback, "normalize", cfg.normalize,
+		"latency", cfg.latency, "maxConcurrentPerProject", cfg.maxConcurrent)
 	if token != "" {
 		logger.Info("Added the demo token", "tokenId", cfg.tokenID, "projectId", cfg.projectID)
 	} else {
@@ -142,6 +145,8 @@ func parseFlags(args []string) (config, error) {
 	flags.IntVar(&cfg.deliveryRetries, "delivery-retries", emulator.DefaultDeliveryRetries, "`number` of retries of a failed delivery; a negative number disables retries")
 	flags.DurationVar(&cfg.deliveryBackoff, "delivery-backoff", emulator.DefaultDeliveryBackoff, "`wait` before the first retry of a delivery; it doubles for each further retry")
 	flags.DurationVar(&cfg.latency, "latency", 0, "`delay` added to every Storage API request")
+	flags.IntVar(&cfg.maxConcurrent, "max-concurrent-per-project", 0,
+		"`number` of Storage API requests of one project handled at once; further requests wait in line. 0 means no limit")
 	flags.BoolVar(&cfg.debug, "debug", false, "log every Storage API request")
 
 	if err := flags.Parse(args); err != nil {
@@ -152,6 +157,12 @@ func parseFlags(args []string) (config, error) {
 	}
 	if flags.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments %q: all settings are flags", flags.Args())
+	}
+	if cfg.maxConcurrent < 0 {
+		return cfg, fmt.Errorf("invalid --max-concurrent-per-project %d: it must be 0 (no limit) or more", cfg.maxConcurrent)
+	}
+	if cfg.latency < 0 {
+		return cfg, fmt.Errorf("invalid --latency %s: it must be 0 or more", cfg.latency)
 	}
 	if cfg.token != "" && cfg.tokenFile != "" {
 		return cfg, errors.New("--token and --token-file are both set: use only one")

@@ -25,11 +25,26 @@ func TestParseFlagsDefaults(t *testing.T) {
 	}
 }
 
+func TestParseFlagsLatencyAndLimit(t *testing.T) {
+	cfg, err := parseFlags([]string{"--latency=20ms", "--max-concurrent-per-project=4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.latency != 20*time.Millisecond {
+		t.Errorf("latency = %s, expected 20ms", cfg.latency)
+	}
+	if cfg.maxConcurrent != 4 {
+		t.Errorf("maxConcurrent = %d, expected 4", cfg.maxConcurrent)
+	}
+}
+
 func TestParseFlagsErrors(t *testing.T) {
 	cases := map[string][]string{
 		"token and token file": {"--token=a", "--token-file=b"},
 		"unknown flag":         {"--nope"},
 		"positional argument":  {"extra"},
+		"negative limit":       {"--max-concurrent-per-project=-1"},
+		"negative latency":     {"--latency=-1s"},
 	}
 	for name, args := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -1,23 +1,34 @@
 // Command webhook-receiver is a reference receiver of Keboola webhook
 // deliveries. It verifies the X-Kbc-Signature header of each delivery with
-// the signing secret that the keboola-operator writes into a Secret, and
-// logs one line per delivery.
+// the signing secrets that the keboola-operator writes into a Secret, skips
+// repeated deliveries of an event, and logs one line per delivery. It never
+// logs a secret or a signature.
 //
-// In a cluster, mount the Secret's key "signingSecret" as a file and pass
-// its path. The receiver reads the file again when the kubelet replaces it,
-// so a rotated secret takes effect without a restart:
+// In a cluster, mount the whole Secret as a volume and pass its directory.
+// The receiver then accepts both the current secret (key signingSecret) and,
+// during a rotation, the previous one (key previousSigningSecret), and it
+// follows the kubelet's updates of the volume without a restart:
 //
-//	webhook-receiver --listen=:8766 --secret-file=/etc/keboola-webhook/signingSecret
+//	webhook-receiver --listen=:8766 --secret-dir=/etc/keboola-webhook
 //
-// It responds with 200 to a delivery with a valid signature, 401 to one with
-// a missing or wrong signature, 413 to a body over 1 MiB, 400 to a verified
-// body that is not a JSON object, and 503 while the secret file is missing
-// or empty. GET /healthz returns 200 while the process runs.
+// --secret-file reads only the current secret from one file, as the local
+// demo does:
+//
+//	webhook-receiver --listen=127.0.0.1:8766 --secret-file=/tmp/demo/signingSecret
+//
+// Responses to deliveries:
+//
+//   - 200 for a valid signature, also for a repeated delivery of an event;
+//   - 401 for a missing or wrong signature;
+//   - 413 for a body over 1 MiB;
+//   - 400 for a verified body that is not a delivery;
+//   - 503 while no secret is available.
+//
+// GET /healthz returns 200 while the process runs.
 package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -38,10 +49,15 @@ var version = "dev"
 
 const (
 	// maxBodyBytes is the largest delivery body accepted.
-	maxBodyBytes = 1 << 20
+	maxBodyBytes = webhook.DefaultMaxBodyBytes
 	// shutdownTimeout bounds the wait for requests in progress after a
 	// signal.
 	shutdownTimeout = 5 * time.Second
+	// seenEvents and seenTTL size the set of events already processed.
+	// Keboola retries a failed delivery for minutes, so a day covers every
+	// retry of an event.
+	seenEvents = 100_000
+	seenTTL    = 24 * time.Hour
 )
 
 // errUsage reports invalid flags, which the flag package has already
@@ -52,6 +68,7 @@ type config struct {
 	listen      string
 	path        string
 	secretFile  string
+	secretDir   string
 	showVersion bool
 }
 
@@ -78,15 +95,15 @@ func run(args []string) error {
 	}
 
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	secrets := webhook.NewSecretFile(cfg.secretFile)
-	if _, err := secrets.Secret(); err != nil {
+	secrets, source := cfg.secretSource()
+	if _, err := secrets.Secrets(); err != nil {
 		// The Secret may not exist yet: the operator writes it once the
 		// webhook is created. Deliveries get 503 until then.
-		logger.Warn("Signing secret not available yet; deliveries get 503 until it is", "secretFile", cfg.secretFile, "error", err)
+		logger.Warn("Signing secret not available yet; deliveries get 503 until it is", "source", source, "error", err)
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle("POST "+cfg.path, &receiver{secrets: secrets, log: logger})
+	mux.Handle("POST "+cfg.path, newReceiver(secrets, logger))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	})
@@ -104,7 +121,7 @@ func run(args []string) error {
 		IdleTimeout:  60 * time.Second,
 		ErrorLog:     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	logger.Info("Listening", "version", version, "address", listener.Addr().String(), "path", cfg.path, "secretFile", cfg.secretFile)
+	logger.Info("Listening", "version", version, "address", listener.Addr().String(), "path", cfg.path, "source", source)
 
 	served := make(chan error, 1)
 	go func() { served <- server.Serve(listener) }()
@@ -133,7 +150,9 @@ func parseFlags(args []string) (config, error) {
 	flags.StringVar(&cfg.listen, "listen", "127.0.0.1:8766", "`address` to listen on, such as :8766 for every interface")
 	flags.StringVar(&cfg.path, "path", "/webhook", "URL `path` that receives deliveries")
 	flags.StringVar(&cfg.secretFile, "secret-file", "/etc/keboola-webhook/signingSecret",
-		"`file` containing the webhook's signing secret, read again whenever it is replaced; leading and trailing white space is ignored")
+		"`file` containing the webhook's signing secret, read again whenever it is replaced; leading and trailing white space is ignored. Ignored when --secret-dir is set")
+	flags.StringVar(&cfg.secretDir, "secret-dir", "",
+		"`directory` in which the webhook's Secret is mounted as a volume; the receiver accepts the secrets in its files signingSecret and, during a rotation, previousSigningSecret, and follows the kubelet's updates")
 	flags.BoolVar(&cfg.showVersion, "version", false, "print the version and exit")
 
 	if err := flags.Parse(args); err != nil {
@@ -148,84 +167,74 @@ func parseFlags(args []string) (config, error) {
 	if len(cfg.path) == 0 || cfg.path[0] != '/' {
 		return cfg, fmt.Errorf("invalid --path %q: it must start with /", cfg.path)
 	}
-	if cfg.secretFile == "" {
-		return cfg, errors.New("--secret-file is empty: set the file that contains the signing secret")
+	secretFileSet := false
+	flags.Visit(func(f *flag.Flag) { secretFileSet = secretFileSet || f.Name == "secret-file" })
+	if secretFileSet && cfg.secretDir != "" {
+		return cfg, errors.New("--secret-file and --secret-dir are both set: set only one")
+	}
+	if cfg.secretDir == "" && cfg.secretFile == "" {
+		return cfg, errors.New("--secret-file is empty: set the file that contains the signing secret, or --secret-dir")
 	}
 	return cfg, nil
 }
 
-// receiver handles deliveries.
-type receiver struct {
-	secrets *webhook.SecretFile
-	log     *slog.Logger
+// secretSource returns the source of the accepted secrets and its
+// description for the log.
+func (cfg config) secretSource() (webhook.SecretSource, string) {
+	if cfg.secretDir != "" {
+		return webhook.NewSecretDir(cfg.secretDir), "directory " + cfg.secretDir
+	}
+	return webhook.NewSecretFile(cfg.secretFile), "file " + cfg.secretFile
 }
 
-// delivery contains the fields of a delivery body that the receiver logs.
-type delivery struct {
-	Event string `json:"event"`
-	Data  struct {
-		ID json.RawMessage `json:"id"`
-	} `json:"data"`
+// newReceiver returns the handler of deliveries: the webhook package's
+// Middleware and Deduplicator around a handler that logs each event.
+func newReceiver(secrets webhook.SecretSource, logger *slog.Logger) http.Handler {
+	verify := &webhook.Middleware{
+		Secrets:      secrets,
+		MaxBodyBytes: maxBodyBytes,
+		OnReject:     func(r *http.Request, rejection webhook.Rejection) { logRejection(logger, r, rejection) },
+	}
+	dedupe := &webhook.Deduplicator{
+		Seen: webhook.NewMemorySeenSet(seenEvents, seenTTL),
+		OnDuplicate: func(_ *http.Request, d *webhook.Delivery) {
+			logger.Info("Duplicate delivery skipped", "event", d.Event.Event, "dataId", string(d.Event.Data.ID))
+		},
+		OnError: func(r *http.Request, err error) {
+			logger.Error("Failed to record the event as seen", "remoteAddress", r.RemoteAddr, "error", err)
+		},
+	}
+	return verify.Wrap(dedupe.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d, _ := webhook.DeliveryFromContext(r.Context())
+		logger.Info("Delivery verified", "event", d.Event.Event, "dataId", string(d.Event.Data.ID),
+			"status", d.Event.Data.Status, "secret", secretName(d.SecretIndex), "bytes", len(d.Body))
+		w.WriteHeader(http.StatusOK)
+	})))
 }
 
-func (h *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			h.reject(w, r, http.StatusRequestEntityTooLarge, "body larger than 1 MiB", nil)
-			return
-		}
-		h.reject(w, r, http.StatusBadRequest, "failed to read the body", nil)
-		return
+// secretName names the secret that signed a delivery, for the log.
+func secretName(index int) string {
+	if index == 0 {
+		return "current"
 	}
-
-	secret, err := h.secrets.Secret()
-	if err != nil {
-		h.log.Error("Delivery rejected: signing secret not available", "remoteAddress", r.RemoteAddr, "error", err)
-		http.Error(w, "signing secret not available", http.StatusServiceUnavailable)
-		return
-	}
-
-	signature := r.Header.Get(webhook.SignatureHeader)
-	if signature == "" {
-		h.reject(w, r, http.StatusUnauthorized, "missing signature", body)
-		return
-	}
-	if !webhook.Verify(secret, body, signature) {
-		h.reject(w, r, http.StatusUnauthorized, "invalid signature", body)
-		return
-	}
-
-	var d delivery
-	if err := json.Unmarshal(body, &d); err != nil {
-		h.reject(w, r, http.StatusBadRequest, "signature valid but the body is not a JSON delivery", nil)
-		return
-	}
-	h.log.Info("Delivery verified", "event", d.Event, "dataId", rawID(d.Data.ID), "bytes", len(body))
-	w.WriteHeader(http.StatusOK)
+	return "previous"
 }
 
-// reject responds with status and logs the reason. The event and data.id of
-// an unverified body are logged for diagnosis only, because anyone can send
+// logRejection logs why a request was rejected. The event and data.id of an
+// unverified body are logged for diagnosis only, because anyone can send
 // them.
-func (h *receiver) reject(w http.ResponseWriter, r *http.Request, status int, reason string, body []byte) {
-	attrs := []any{"reason", reason, "status", status, "remoteAddress", r.RemoteAddr}
-	var d delivery
-	if body != nil && json.Unmarshal(body, &d) == nil {
-		attrs = append(attrs, "unverifiedEvent", truncate(d.Event), "unverifiedDataId", truncate(rawID(d.Data.ID)))
+func logRejection(logger *slog.Logger, r *http.Request, rejection webhook.Rejection) {
+	attrs := []any{"reason", rejection.Err.Error(), "status", rejection.Status, "remoteAddress", r.RemoteAddr}
+	if rejection.Body != nil {
+		if event, err := webhook.ParseEvent(rejection.Body); err == nil {
+			attrs = append(attrs, "unverifiedEvent", truncate(event.Event), "unverifiedDataId", truncate(string(event.Data.ID)))
+		}
 	}
-	h.log.Warn("Delivery rejected", attrs...)
-	http.Error(w, http.StatusText(status), status)
-}
-
-// rawID formats a JSON id, which Keboola sends as a string or a number.
-func rawID(raw json.RawMessage) string {
-	var text string
-	if json.Unmarshal(raw, &text) == nil {
-		return text
+	if rejection.Status == http.StatusServiceUnavailable {
+		logger.Error("Delivery rejected", attrs...)
+		return
 	}
-	return string(raw)
+	logger.Warn("Delivery rejected", attrs...)
 }
 
 // truncate shortens untrusted text for a log line.

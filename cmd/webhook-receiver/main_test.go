@@ -14,10 +14,11 @@ import (
 	"github.com/keboola/keboola-operator/pkg/webhook"
 )
 
-const testBody = `{"event":"storage.jobSucceeded","data":{"id":"42"},"createdTime":"2024-01-15T10:35:01+0000"}`
+const testBody = `{"event":"storage.jobSucceeded","data":{"id":"42","status":"success"},"createdTime":"2024-01-15T10:35:01+0000"}`
 
 func TestReceiverResponses(t *testing.T) {
 	secret := []byte("whsec-test")
+	previous := []byte("whsec-previous")
 	tests := map[string]struct {
 		body       string
 		signature  string
@@ -27,7 +28,11 @@ func TestReceiverResponses(t *testing.T) {
 	}{
 		"valid signature": {
 			body: testBody, signature: webhook.Sign(secret, []byte(testBody)),
-			wantStatus: http.StatusOK, wantLog: `msg="Delivery verified" event=storage.jobSucceeded dataId=42`,
+			wantStatus: http.StatusOK, wantLog: `msg="Delivery verified" event=storage.jobSucceeded dataId=42 status=success secret=current`,
+		},
+		"signed with the previous secret": {
+			body: testBody, signature: webhook.Sign(previous, []byte(testBody)),
+			wantStatus: http.StatusOK, wantLog: `msg="Delivery verified" event=storage.jobSucceeded dataId=42 status=success secret=previous`,
 		},
 		"missing signature": {
 			body: testBody, signature: "",
@@ -35,15 +40,15 @@ func TestReceiverResponses(t *testing.T) {
 		},
 		"wrong secret": {
 			body: testBody, signature: webhook.Sign([]byte("wrong"), []byte(testBody)),
-			wantStatus: http.StatusUnauthorized, wantLog: `reason="invalid signature"`,
+			wantStatus: http.StatusUnauthorized, wantLog: `reason="invalid signature" status=401 remoteAddress=192.0.2.1:1234 unverifiedEvent=storage.jobSucceeded unverifiedDataId=42`,
 		},
 		"body over 1 MiB": {
 			body: strings.Repeat("x", maxBodyBytes+1), signature: "00",
-			wantStatus: http.StatusRequestEntityTooLarge, wantLog: `msg="Delivery rejected"`,
+			wantStatus: http.StatusRequestEntityTooLarge, wantLog: `msg="Delivery rejected" reason="body too large`,
 		},
 		"verified body not JSON": {
 			body: "not json", signature: webhook.Sign(secret, []byte("not json")),
-			wantStatus: http.StatusBadRequest, wantLog: `msg="Delivery rejected"`,
+			wantStatus: http.StatusBadRequest, wantLog: `msg="Delivery rejected" reason="invalid payload`,
 		},
 		"secret file missing": {
 			body: testBody, signature: webhook.Sign(secret, []byte(testBody)), noSecret: true,
@@ -52,14 +57,13 @@ func TestReceiverResponses(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "signingSecret")
+			dir := t.TempDir()
 			if !tc.noSecret {
-				if err := os.WriteFile(path, append(secret, '\n'), 0o600); err != nil {
-					t.Fatal(err)
-				}
+				writeTestFile(t, filepath.Join(dir, webhook.SecretKeySigningSecret), append(secret, '\n'))
+				writeTestFile(t, filepath.Join(dir, webhook.SecretKeyPreviousSigningSecret), previous)
 			}
 			var logs bytes.Buffer
-			h := &receiver{secrets: webhook.NewSecretFile(path), log: slog.New(slog.NewTextHandler(&logs, nil))}
+			h := newReceiver(webhook.NewSecretDir(dir), slog.New(slog.NewTextHandler(&logs, nil)))
 
 			req := httptest.NewRequest(http.MethodPost, "/webhook", strings.NewReader(tc.body))
 			if tc.signature != "" {
@@ -74,16 +78,42 @@ func TestReceiverResponses(t *testing.T) {
 			if !strings.Contains(logs.String(), tc.wantLog) {
 				t.Errorf("log = %q, want it to contain %q", logs.String(), tc.wantLog)
 			}
-			if strings.Contains(logs.String(), string(secret)) {
-				t.Errorf("log contains the signing secret: %q", logs.String())
+			for _, s := range [][]byte{secret, previous} {
+				if strings.Contains(logs.String(), string(s)) {
+					t.Errorf("log contains a signing secret: %q", logs.String())
+				}
 			}
-			if tc.signature != "" && len(tc.signature) > 2 && strings.Contains(logs.String(), tc.signature) {
+			if len(tc.signature) > 2 && strings.Contains(logs.String(), tc.signature) {
 				t.Errorf("log contains the signature: %q", logs.String())
 			}
 			if n := strings.Count(logs.String(), "\n"); n != 1 {
 				t.Errorf("log has %d lines, want 1: %q", n, logs.String())
 			}
 		})
+	}
+}
+
+func TestReceiverSkipsDuplicates(t *testing.T) {
+	path := filepath.Join(t.TempDir(), webhook.SecretKeySigningSecret)
+	secret := []byte("whsec-test")
+	writeTestFile(t, path, secret)
+	var logs bytes.Buffer
+	h := newReceiver(webhook.NewSecretFile(path), slog.New(slog.NewTextHandler(&logs, nil)))
+
+	for range 2 {
+		req := httptest.NewRequest(http.MethodPost, "/webhook", strings.NewReader(testBody))
+		req.Header.Set(webhook.SignatureHeader, webhook.Sign(secret, []byte(testBody)))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			t.Errorf("status = %d, want 200", rec.Code)
+		}
+	}
+	if n := strings.Count(logs.String(), `msg="Delivery verified"`); n != 1 {
+		t.Errorf("log has %d verified deliveries, want 1: %q", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), `msg="Duplicate delivery skipped" event=storage.jobSucceeded dataId=42`) {
+		t.Errorf("log = %q, want a skipped duplicate", logs.String())
 	}
 }
 
@@ -94,14 +124,53 @@ func TestParseFlagsRejectsRelativePath(t *testing.T) {
 	}
 }
 
+func TestParseFlagsSecretSource(t *testing.T) {
+	tests := map[string]struct {
+		args       []string
+		wantSource string
+		wantErr    bool
+	}{
+		"default file":        {args: nil, wantSource: "file /etc/keboola-webhook/signingSecret"},
+		"file":                {args: []string{"--secret-file=/tmp/s"}, wantSource: "file /tmp/s"},
+		"directory":           {args: []string{"--secret-dir=/etc/keboola-webhook"}, wantSource: "directory /etc/keboola-webhook"},
+		"file and directory":  {args: []string{"--secret-file=/tmp/s", "--secret-dir=/tmp"}, wantErr: true},
+		"empty file, no dir":  {args: []string{"--secret-file="}, wantErr: true},
+		"unexpected argument": {args: []string{"extra"}, wantErr: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := parseFlags(tc.args)
+			if tc.wantErr {
+				if err == nil {
+					t.Fatal("parseFlags() returned no error")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("parseFlags() error = %v", err)
+			}
+			if _, source := cfg.secretSource(); source != tc.wantSource {
+				t.Errorf("source = %q, want %q", source, tc.wantSource)
+			}
+		})
+	}
+}
+
 func TestDeliveryPathRejectsGet(t *testing.T) {
 	// The mux of run routes only POST to the receiver.
-	h := &receiver{secrets: webhook.NewSecretFile("unused"), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	h := newReceiver(webhook.NewSecretFile("unused"), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	mux := http.NewServeMux()
 	mux.Handle("POST /webhook", h)
 	rec := httptest.NewRecorder()
 	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/webhook", nil))
 	if rec.Code != http.StatusMethodNotAllowed {
 		t.Errorf("GET /webhook status = %d, want %d", rec.Code, http.StatusMethodNotAllowed)
+	}
+}
+
+func writeTestFile(t *testing.T, path string, content []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, content, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

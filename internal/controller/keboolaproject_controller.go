@@ -10,7 +10,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -63,11 +62,10 @@ type KeboolaProjectReconciler struct {
 	verifications verificationRecords
 }
 
-// +kubebuilder:rbac:groups=keboola.dev,resources=keboolaprojects,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=keboola.dev,resources=keboolaprojects/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=keboola.dev,resources=keboolaprojects/finalizers,verbs=update
+// +kubebuilder:rbac:groups=keboola.dev,resources=keboolaprojects,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=keboola.dev,resources=keboolaprojects/status,verbs=patch
 // +kubebuilder:rbac:groups=keboola.dev,resources=keboolawebhooks,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // SetupWithManager registers the reconciler with mgr. It watches
@@ -121,13 +119,14 @@ func (r *KeboolaProjectReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 
-	webhooks, err := r.countWebhooks(ctx, project.Namespace, project.Name)
+	usage, err := r.countWebhooks(ctx, client.ObjectKeyFromObject(project))
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	webhooks := int(usage.Count)
 
 	if !project.DeletionTimestamp.IsZero() {
-		return r.reconcileDelete(ctx, project, webhooks)
+		return r.reconcileDelete(ctx, project, usage)
 	}
 
 	if err := r.reconcileProjectFinalizer(ctx, project, webhooks > 0); err != nil {
@@ -135,6 +134,7 @@ func (r *KeboolaProjectReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	}
 
 	original := project.DeepCopy()
+	project.Status.Webhooks = &usage
 	if err := r.releaseStaleTokenSecret(ctx, project, webhooks); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -160,11 +160,12 @@ func (r *KeboolaProjectReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	return r.nextReconcile(ctx, project, check, verdict, now)
 }
 
-// reconcileDelete lets a KeboolaProject go once no KeboolaWebhook refers to
-// it. Until then the token Secret stays protected, because the
-// KeboolaWebhook controller needs the token to delete the webhooks at
-// Keboola.
-func (r *KeboolaProjectReconciler) reconcileDelete(ctx context.Context, project *keboolav1.KeboolaProject, webhooks int) (ctrl.Result, error) {
+// reconcileDelete lets a KeboolaProject go once no KeboolaWebhook, in any
+// namespace, refers to it. Until then the token Secret stays protected,
+// because the KeboolaWebhook controller needs the token to delete the
+// webhooks at Keboola.
+func (r *KeboolaProjectReconciler) reconcileDelete(ctx context.Context, project *keboolav1.KeboolaProject, usage keboolav1.WebhookUsage) (ctrl.Result, error) {
+	webhooks := int(usage.Count)
 	if webhooks == 0 {
 		if err := r.releaseTokenSecret(ctx, project, project.Status.TokenSecretName); err != nil {
 			return ctrl.Result{}, err
@@ -174,6 +175,7 @@ func (r *KeboolaProjectReconciler) reconcileDelete(ctx context.Context, project 
 	}
 
 	original := project.DeepCopy()
+	project.Status.Webhooks = &usage
 	if err := r.releaseStaleTokenSecret(ctx, project, webhooks); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -211,16 +213,14 @@ func (r *KeboolaProjectReconciler) nextReconcile(ctx context.Context, project *k
 	return ctrl.Result{}, nil
 }
 
-// projectOfWebhook maps a KeboolaWebhook to the KeboolaProject it refers to.
+// projectOfWebhook maps a KeboolaWebhook to the KeboolaProject it refers to,
+// which may be in another namespace.
 func projectOfWebhook(_ context.Context, obj client.Object) []reconcile.Request {
 	webhook, ok := obj.(*keboolav1.KeboolaWebhook)
 	if !ok || webhook.Spec.ProjectRef.Name == "" {
 		return nil
 	}
-	return []reconcile.Request{{NamespacedName: types.NamespacedName{
-		Namespace: webhook.Namespace,
-		Name:      webhook.Spec.ProjectRef.Name,
-	}}}
+	return []reconcile.Request{{NamespacedName: projectRefKey(webhook)}}
 }
 
 // webhookReferenceChanged passes the KeboolaWebhook events that can change
@@ -235,7 +235,7 @@ func webhookReferenceChanged() predicate.Predicate {
 			if !oldOK || !newOK {
 				return true
 			}
-			return oldWebhook.Spec.ProjectRef.Name != newWebhook.Spec.ProjectRef.Name
+			return projectRefKey(oldWebhook) != projectRefKey(newWebhook)
 		},
 	}
 }

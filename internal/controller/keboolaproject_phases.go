@@ -96,17 +96,24 @@ func (r *KeboolaProjectReconciler) recordStatus(project *keboolav1.KeboolaProjec
 	return verdict
 }
 
-// countWebhooks returns how many KeboolaWebhooks in namespace refer to the
-// KeboolaProject name, including those being deleted.
-func (r *KeboolaProjectReconciler) countWebhooks(ctx context.Context, namespace, name string) (int, error) {
+// countWebhooks returns how many KeboolaWebhooks, in every namespace, refer
+// to the KeboolaProject key, including those being deleted, and how many
+// namespaces they are in.
+func (r *KeboolaProjectReconciler) countWebhooks(ctx context.Context, key types.NamespacedName) (keboolav1.WebhookUsage, error) {
 	var webhooks keboolav1.KeboolaWebhookList
-	err := r.List(ctx, &webhooks,
-		client.InNamespace(namespace),
-		client.MatchingFields{indexWebhookProject: name})
+	err := r.List(ctx, &webhooks, client.MatchingFields{indexWebhookProject: key.String()})
 	if err != nil {
-		return 0, fmt.Errorf("failed to list the KeboolaWebhooks of KeboolaProject %q: %w", name, err)
+		return keboolav1.WebhookUsage{}, fmt.Errorf("failed to list the KeboolaWebhooks of KeboolaProject %q: %w", key.Name, err)
 	}
-	return len(webhooks.Items), nil
+
+	namespaces := make(map[string]bool)
+	for _, webhook := range webhooks.Items {
+		namespaces[webhook.Namespace] = true
+	}
+	return keboolav1.WebhookUsage{
+		Count:      int32(len(webhooks.Items)),
+		Namespaces: int32(len(namespaces)),
+	}, nil
 }
 
 // reconcileProjectFinalizer adds the webhooks-protection finalizer to
@@ -191,11 +198,11 @@ func (r *KeboolaProjectReconciler) tokenSecretNeededElsewhere(ctx context.Contex
 		if other.UID == project.UID {
 			continue
 		}
-		webhooks, err := r.countWebhooks(ctx, other.Namespace, other.Name)
+		usage, err := r.countWebhooks(ctx, client.ObjectKeyFromObject(&other))
 		if err != nil {
 			return false, err
 		}
-		if webhooks > 0 {
+		if usage.Count > 0 {
 			return true, nil
 		}
 	}

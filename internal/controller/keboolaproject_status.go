@@ -203,9 +203,12 @@ func checkErrorReadiness(project *keboolav1.KeboolaProject, check tokenCheck) re
 		return stalled(keboolav1.ReasonSecretKeyMissing, err.Error())
 
 	case errors.Is(err, keboola.ErrInvalidToken):
+		// The client's reason names a length or a character class, never
+		// the token.
+		problem := strings.TrimPrefix(err.Error(), keboola.ErrInvalidToken.Error()+": ")
 		return stalled(keboolav1.ReasonUnauthorized, fmt.Sprintf(
-			"The value under key %q of Secret %q cannot be a Storage API token, because it contains characters other than printable ASCII. Store a valid token in the Secret.",
-			tokenSecretKey(project.Spec.TokenSecretRef), secretName))
+			"The value under key %q of Secret %q cannot be a Storage API token: %s. Store a valid token in the Secret.",
+			tokenSecretKey(project.Spec.TokenSecretRef), secretName, problem))
 
 	case errors.Is(err, keboola.ErrUnauthorized):
 		return stalled(keboolav1.ReasonUnauthorized, fmt.Sprintf(

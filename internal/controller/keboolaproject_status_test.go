@@ -190,7 +190,7 @@ func TestTokenReadiness(t *testing.T) {
 			check:         tokenCheck{stackURL: testStackURL, fingerprint: testFingerprint, err: fmt.Errorf("%w: bad character", keboola.ErrInvalidToken)},
 			wantState:     stateStalled,
 			wantReason:    keboolav1.ReasonUnauthorized,
-			wantInMessage: []string{`key "token"`, `"keboola-token"`},
+			wantInMessage: []string{`key "token"`, `"keboola-token"`, "cannot be a Storage API token: bad character."},
 		},
 		"HTTP 401": {
 			project:       newTestProject(),

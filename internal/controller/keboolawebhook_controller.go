@@ -9,7 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -46,11 +45,12 @@ type KeboolaWebhookReconciler struct {
 	observer     *webhookObserver
 }
 
-// +kubebuilder:rbac:groups=keboola.dev,resources=keboolawebhooks,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=keboola.dev,resources=keboolawebhooks/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=keboola.dev,resources=keboolawebhooks,verbs=get;list;watch;update
+// +kubebuilder:rbac:groups=keboola.dev,resources=keboolawebhooks/status,verbs=update
 // +kubebuilder:rbac:groups=keboola.dev,resources=keboolawebhooks/finalizers,verbs=update
 // +kubebuilder:rbac:groups=keboola.dev,resources=keboolaprojects,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // conflictRetryDelay is the wait before a pass that failed on a conflict
@@ -120,16 +120,26 @@ func (r *KeboolaWebhookReconciler) reconcile(ctx context.Context, req ctrl.Reque
 		return r.finish(ctx, p, *o)
 	}
 
+	if o := r.retireRotation(ctx, p); o != nil {
+		return r.finish(ctx, p, *o)
+	}
+
+	if o := r.rollOutTargets(ctx, p); o != nil {
+		return r.finish(ctx, p, *o)
+	}
+
 	return r.finish(ctx, p, outcome{
-		readiness: syncedReadiness(wh.Status.WebhookID, wh.Status.SecretName),
-		result:    ctrl.Result{RequeueAfter: jittered(r.Options.ResyncPeriod)},
+		readiness: rotationAwareSyncedReadiness(&wh.Status),
+		result:    nextPassResult(&wh.Status, r.Options.ResyncPeriod, time.Now()),
 	})
 }
 
 // SetupWithManager registers the reconciler with mgr. KeboolaWebhooks are
 // reconciled when their spec, annotations or deletion change, when a Secret
 // they own changes or goes away, and when their KeboolaProject changes its
-// readiness, project, stack or token.
+// spec, readiness, project, stack or token. They are also reconciled when
+// the labels of their namespace change, and, under a project's
+// spec.maxWebhooks, when another KeboolaWebhook of the project comes or goes.
 func (r *KeboolaWebhookReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&keboolav1.KeboolaWebhook{}, builder.WithPredicates(predicate.Or(
@@ -141,6 +151,15 @@ func (r *KeboolaWebhookReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&keboolav1.KeboolaProject{},
 			handler.EnqueueRequestsFromMapFunc(r.webhooksOfProject),
 			builder.WithPredicates(projectChangedPredicate())).
+		Watches(&keboolav1.KeboolaWebhook{},
+			handler.EnqueueRequestsFromMapFunc(r.webhooksSharingQuota),
+			builder.WithPredicates(webhookReferenceChanged())).
+		// Only the labels of a namespace matter, so the metadata-only
+		// informer suffices.
+		Watches(&corev1.Namespace{},
+			handler.EnqueueRequestsFromMapFunc(r.webhooksOfNamespace),
+			builder.OnlyMetadata,
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.Options.MaxConcurrentReconciles)}).
 		Named("keboolawebhook").
 		Complete(r)
@@ -289,16 +308,25 @@ func isPaused(wh *keboolav1.KeboolaWebhook) bool {
 }
 
 // resolveProject reads the KeboolaProject of p.wh and returns an outcome
-// when it cannot be used yet.
+// when it cannot be used yet, or does not serve p.wh.
 func (r *KeboolaWebhookReconciler) resolveProject(ctx context.Context, p *webhookPass) *outcome {
-	name := p.wh.Spec.ProjectRef.Name
+	key := projectRefKey(p.wh)
+	name := projectDisplayName(p.wh)
 	project := &keboolav1.KeboolaProject{}
-	err := r.Get(ctx, types.NamespacedName{Namespace: p.wh.Namespace, Name: name}, project)
+	err := r.Get(ctx, key, project)
 	if client.IgnoreNotFound(err) != nil {
-		return kubeFailure(fmt.Errorf("failed to read KeboolaProject %q: %w", name, err))
+		return kubeFailure(fmt.Errorf("failed to read KeboolaProject %q: %w", key.String(), err))
 	}
 	if err != nil {
 		project = nil
+	}
+
+	// Access is checked before readiness, so that a namespace that is not
+	// allowed learns nothing about the state of the project.
+	if project != nil {
+		if o := r.checkProjectAccess(ctx, p, project); o != nil {
+			return o
+		}
 	}
 	if rd, ok := projectReadiness(name, project); !ok {
 		return &outcome{readiness: rd}
@@ -333,22 +361,10 @@ func (r *KeboolaWebhookReconciler) storageAPI(ctx context.Context, p *webhookPas
 	return api, nil
 }
 
-// webhooksOfProject maps a KeboolaProject to the KeboolaWebhooks that refer
-// to it.
+// webhooksOfProject maps a KeboolaProject to the KeboolaWebhooks, in every
+// namespace, that refer to it.
 func (r *KeboolaWebhookReconciler) webhooksOfProject(ctx context.Context, obj client.Object) []reconcile.Request {
-	var list keboolav1.KeboolaWebhookList
-	err := r.List(ctx, &list, client.InNamespace(obj.GetNamespace()),
-		client.MatchingFields{indexWebhookProject: obj.GetName()})
-	if err != nil {
-		log.FromContext(ctx).Error(err, "Failed to list the KeboolaWebhooks of a KeboolaProject",
-			"keboolaProject", client.ObjectKeyFromObject(obj))
-		return nil
-	}
-	requests := make([]reconcile.Request, 0, len(list.Items))
-	for _, item := range list.Items {
-		requests = append(requests, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&item)})
-	}
-	return requests
+	return r.webhookRequests(ctx, client.ObjectKeyFromObject(obj))
 }
 
 // deletionStartedPredicate passes updates that set deletionTimestamp.
@@ -368,8 +384,8 @@ func ignoreCreatePredicate() predicate.Predicate {
 }
 
 // projectChangedPredicate passes KeboolaProject updates that can change what
-// its webhooks do: readiness, project id, stack, token, or deletion. Routine
-// verifications that only move lastVerifiedTime are dropped.
+// its webhooks do: spec, readiness, project id, stack, token, or deletion.
+// Routine verifications that only move lastVerifiedTime are dropped.
 func projectChangedPredicate() predicate.Predicate {
 	return predicate.Funcs{
 		UpdateFunc: func(e event.UpdateEvent) bool {
@@ -383,7 +399,8 @@ func projectChangedPredicate() predicate.Predicate {
 				oldProject.Status.ProjectID != newProject.Status.ProjectID ||
 				oldProject.Status.StackURL != newProject.Status.StackURL ||
 				oldProject.Status.TokenFingerprint != newProject.Status.TokenFingerprint ||
-				oldProject.DeletionTimestamp.IsZero() != newProject.DeletionTimestamp.IsZero()
+				oldProject.DeletionTimestamp.IsZero() != newProject.DeletionTimestamp.IsZero() ||
+				oldProject.Generation != newProject.Generation
 		},
 	}
 }

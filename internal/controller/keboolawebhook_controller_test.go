@@ -124,7 +124,7 @@ func (env *webhookEnv) cleanup() {
 
 // newWebhook creates a KeboolaWebhook with two events and an https URL on
 // loopback, changed by mutate.
-func (env *webhookEnv) newWebhook(name string, mutate ...func(*keboolav1.KeboolaWebhook)) *keboolav1.KeboolaWebhook {
+func (env *webhookEnv) newWebhook(name string, mutate ...func(*keboolav1.KeboolaWebhook)) {
 	wh := &keboolav1.KeboolaWebhook{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: env.namespace},
 		Spec: keboolav1.KeboolaWebhookSpec{
@@ -137,7 +137,6 @@ func (env *webhookEnv) newWebhook(name string, mutate ...func(*keboolav1.Keboola
 		m(wh)
 	}
 	Expect(k8sClient.Create(testCtx, wh)).To(Succeed())
-	return wh
 }
 
 func (env *webhookEnv) get(name string) *keboolav1.KeboolaWebhook {
@@ -174,6 +173,7 @@ func (env *webhookEnv) waitSynced(name string) *keboolav1.KeboolaWebhook {
 		g.Expect(wh.Status.ObservedGeneration).To(Equal(wh.Generation))
 		g.Expect(wh.Status.PendingCreate).To(BeNil())
 		g.Expect(wh.Status.RetiredWebhookIDs).To(BeEmpty())
+		g.Expect(wh.Status.Rotation).To(BeNil())
 	}).WithTimeout(webhookWait).WithPolling(webhookPoll).Should(Succeed())
 	return wh
 }
@@ -279,6 +279,45 @@ func (env *webhookEnv) expectEvent(name, reason string) string {
 		note = found[0].Note
 	}).WithTimeout(webhookWait).WithPolling(webhookPoll).Should(Succeed())
 	return note
+}
+
+// waitOverlap waits until the named KeboolaWebhook overlaps a rotation from
+// the webhook previousID, and checks in the same moment that the previous
+// webhook still exists at the emulator, that status records it as retired,
+// and that the object is Ready. It returns the object.
+func (env *webhookEnv) waitOverlap(name, previousID string) *keboolav1.KeboolaWebhook {
+	var wh *keboolav1.KeboolaWebhook
+	Eventually(func(g Gomega) {
+		wh = &keboolav1.KeboolaWebhook{}
+		g.Expect(k8sClient.Get(testCtx, types.NamespacedName{Namespace: env.namespace, Name: name}, wh)).To(Succeed())
+		g.Expect(wh.Status.Rotation).NotTo(BeNil())
+		g.Expect(wh.Status.Rotation.Phase).To(Equal(keboolav1.RotationPhaseOverlapping))
+		g.Expect(wh.Status.Rotation.PreviousWebhookID).To(Equal(previousID))
+		g.Expect(wh.Status.Rotation.OverlapUntil).NotTo(BeNil())
+		// The pass that commits the new webhook marks it Ready right after.
+		ready := meta.FindStatusCondition(wh.Status.Conditions, keboolav1.ConditionReady)
+		g.Expect(ready).NotTo(BeNil())
+		g.Expect(ready.Status).To(Equal(metav1.ConditionTrue), "Ready message: %s", ready.Message)
+		_, exists := emu.Webhook(env.projectID, previousID)
+		g.Expect(exists).To(BeTrue(), "the previous webhook was deleted during the overlap")
+	}).WithTimeout(webhookWait).WithPolling(100 * time.Millisecond).Should(Succeed())
+
+	Expect(wh.Status.WebhookID).NotTo(Equal(previousID))
+	Expect(wh.Status.RetiredWebhookIDs).To(ContainElement(previousID))
+	Expect(meta.FindStatusCondition(wh.Status.Conditions, keboolav1.ConditionReady).Message).To(ContainSubstring(previousID))
+	return wh
+}
+
+// deletionTime returns when the emulator received the successful DELETE of
+// webhook id with the story's token, and fails when there was none.
+func (env *webhookEnv) deletionTime(id string) time.Time {
+	for _, r := range env.requests(http.MethodDelete, emulator.EndpointWebhook) {
+		if strings.HasSuffix(r.Path, "/"+id) && r.Status < 300 {
+			return r.Time
+		}
+	}
+	Fail(fmt.Sprintf("the emulator received no successful DELETE of webhook %s", id))
+	return time.Time{}
 }
 
 // expectGone waits until the named KeboolaWebhook no longer exists.
@@ -651,17 +690,53 @@ var _ = Describe("KeboolaWebhook controller", func() {
 
 		env.update("orders", func(wh *keboolav1.KeboolaWebhook) { wh.Spec.RotationToken = "2026-03" })
 
-		Eventually(func(g Gomega) {
-			wh := env.get("orders")
-			g.Expect(wh.Status.WebhookID).NotTo(Equal(old.ID))
-			g.Expect(wh.Status.RotationToken).To(Equal("2026-03"))
-		}).WithTimeout(webhookWait).WithPolling(webhookPoll).Should(Succeed())
+		By("overlapping: both webhooks exist and the Secret holds both signing secrets")
+		overlap := env.waitOverlap("orders", old.ID)
+		Expect(overlap.Status.RotationToken).To(Equal("2026-03"))
+		Expect(overlap.Status.Rotation.PreviousSecretFingerprint).To(Equal(fingerprint([]byte(old.Secret))))
+		Expect(overlap.Status.Rotation.OverlapUntil.Time).To(BeTemporally("~",
+			overlap.Status.Rotation.StartedTime.Add(testOptions.RotationGracePeriod), 2*time.Second))
+		secret := env.secret(overlap.Status.SecretName)
+		Expect(string(secret.Data[keboolav1.SecretKeyPreviousSigningSecret])).To(Equal(old.Secret))
+		Expect(string(secret.Data[keboolav1.SecretKeyPreviousWebhookID])).To(Equal(old.ID))
+
+		By("retiring the previous webhook after the grace period")
 		env.waitSynced("orders")
 		hook := env.expectOneConsistentWebhook("orders")
 		Expect(hook.Secret).NotTo(Equal(old.Secret))
 		_, oldExists := emu.Webhook(env.projectID, old.ID)
 		Expect(oldExists).To(BeFalse())
+		secret = env.secret(overlap.Status.SecretName)
+		Expect(secret.Data).NotTo(HaveKey(keboolav1.SecretKeyPreviousSigningSecret))
+		Expect(secret.Data).NotTo(HaveKey(keboolav1.SecretKeyPreviousWebhookID))
+		deleted := env.deletionTime(old.ID)
+		Expect(deleted).To(BeTemporally(">=", overlap.Status.Rotation.OverlapUntil.Time),
+			"the previous webhook was deleted before the grace period ended")
 		Expect(env.expectEvent("orders", eventReasonRotated)).To(ContainSubstring(hook.ID))
+		Expect(env.expectEvent("orders", eventReasonRotationCompleted)).To(ContainSubstring(old.ID))
+	})
+
+	It("resumes a rotation interrupted between the Secret write and the status write", func() {
+		env := newWebhookEnv()
+		env.newWebhook("invoices")
+		env.waitSynced("invoices")
+		old := env.expectOneConsistentWebhook("invoices")
+
+		reached := interruptCreateOnce(env.namespace, createStepSecretStored, nil)
+		env.update("invoices", func(wh *keboolav1.KeboolaWebhook) { wh.Spec.RotationToken = "interrupted" })
+
+		// Recovery adopts the new webhook, whose secret the Secret holds, and
+		// starts the grace period of the rotation it belongs to.
+		overlap := env.waitOverlap("invoices", old.ID)
+		Expect(reached.Load()).To(BeNumerically(">=", 1))
+		Expect(overlap.Status.Rotation.PreviousSecretFingerprint).To(Equal(fingerprint([]byte(old.Secret))))
+		Expect(string(env.secret(overlap.Status.SecretName).Data[keboolav1.SecretKeyPreviousSigningSecret])).To(Equal(old.Secret))
+
+		env.waitSynced("invoices")
+		env.expectOneConsistentWebhook("invoices")
+		Expect(env.count(http.MethodPost, emulator.EndpointWebhooks)).To(Equal(2))
+		env.expectEvent("invoices", eventReasonRecovered)
+		Expect(env.deletionTime(old.ID)).To(BeTemporally(">=", overlap.Status.Rotation.OverlapUntil.Time))
 	})
 
 	It("rotates to a new webhook when the Secret is deleted by hand", func() {
@@ -672,9 +747,12 @@ var _ = Describe("KeboolaWebhook controller", func() {
 
 		Expect(k8sClient.Delete(testCtx, env.secret(wh.Status.SecretName))).To(Succeed())
 
-		Eventually(func(g Gomega) {
-			g.Expect(env.get("orders").Status.WebhookID).NotTo(Equal(old.ID))
-		}).WithTimeout(webhookWait).WithPolling(webhookPoll).Should(Succeed())
+		// The previous secret is gone with the Secret, so the Secret cannot
+		// keep it, but the previous webhook still delivers for the grace
+		// period, to receivers that kept the secret.
+		overlap := env.waitOverlap("orders", old.ID)
+		Expect(overlap.Status.Rotation.PreviousSecretFingerprint).To(BeEmpty())
+		Expect(env.secret(wh.Status.SecretName).Data).NotTo(HaveKey(keboolav1.SecretKeyPreviousSigningSecret))
 		hook := env.expectOneConsistentWebhook("orders")
 		Expect(hook.Secret).NotTo(Equal(old.Secret))
 		_, oldExists := emu.Webhook(env.projectID, old.ID)

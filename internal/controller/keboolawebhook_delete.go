@@ -8,7 +8,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -79,16 +78,19 @@ func knownWebhookIDs(status *keboolav1.KeboolaWebhookStatus) []string {
 // deletionAPI returns a Storage API client for deleting webhooks, or a
 // DeletionBlocked outcome when the project or its token is gone. Unlike
 // other passes it accepts a project that is not Ready, because its token may
-// still work.
+// still work. It also accepts a project that no longer allows the namespace
+// of p.wh, or whose spec.maxWebhooks p.wh exceeds, so that revoking access
+// never leaves a webhook at Keboola that no KeboolaWebhook deletes.
 func (r *KeboolaWebhookReconciler) deletionAPI(ctx context.Context, p *webhookPass, known []string) (keboola.API, *outcome) {
-	name := p.wh.Spec.ProjectRef.Name
+	key := projectRefKey(p.wh)
+	name := projectDisplayName(p.wh)
 	project := &keboolav1.KeboolaProject{}
-	err := r.Get(ctx, types.NamespacedName{Namespace: p.wh.Namespace, Name: name}, project)
+	err := r.Get(ctx, key, project)
 	if apierrors.IsNotFound(err) {
 		return nil, &outcome{readiness: deletionBlockedReadiness(known, fmt.Sprintf("KeboolaProject %q not found", name))}
 	}
 	if err != nil {
-		return nil, kubeFailure(fmt.Errorf("failed to read KeboolaProject %q: %w", name, err))
+		return nil, kubeFailure(fmt.Errorf("failed to read KeboolaProject %q: %w", key.String(), err))
 	}
 
 	api, err := projectAPI(ctx, r.APIReader, r.Clients, project)

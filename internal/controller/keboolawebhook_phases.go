@@ -58,6 +58,11 @@ func (r *KeboolaWebhookReconciler) ensureWebhook(ctx context.Context, p *webhook
 // A webhook carries its real name only after step 5, so every webhook with a
 // real name is recorded in the status, and every other webhook of the object
 // carries a marker name.
+//
+// For a rotation, step 2 also records status.rotation, step 4 keeps the
+// current signing secret under previousSigningSecret, and step 5 starts the
+// grace period in which the previous webhook keeps delivering (see
+// retireRotation).
 func (r *KeboolaWebhookReconciler) createWebhook(ctx context.Context, p *webhookPass, reason string) *outcome {
 	wh := p.wh
 	logger := log.FromContext(ctx)
@@ -73,6 +78,13 @@ func (r *KeboolaWebhookReconciler) createWebhook(ctx context.Context, p *webhook
 		StartedTime:   metav1.Now(),
 		Reason:        reason,
 		RotationToken: wh.Spec.RotationToken,
+	}
+	keep := secretToKeep(p, reason)
+	switch reason {
+	case pendingReasonRotate:
+		beginRotation(&wh.Status, keep, time.Now())
+	case pendingReasonCreate:
+		wh.Status.Rotation = nil
 	}
 	wh.Status.ObservedGeneration = wh.Generation
 	setReadiness(&wh.Status.Conditions, wh.Generation, creatingReadiness(reason))
@@ -96,6 +108,7 @@ func (r *KeboolaWebhookReconciler) createWebhook(ctx context.Context, p *webhook
 		// pending create stays for recoverCreates to find it.
 		if !errors.Is(err, keboola.ErrOutcomeUnknown) {
 			wh.Status.PendingCreate = nil
+			abandonPublishing(&wh.Status)
 		}
 		return apiOutcome("create the webhook", err)
 	}
@@ -103,7 +116,7 @@ func (r *KeboolaWebhookReconciler) createWebhook(ctx context.Context, p *webhook
 		return kubeFailure(err)
 	}
 
-	if err := r.storeSigningSecret(ctx, p, created); err != nil {
+	if err := r.storeSigningSecret(ctx, p, created, keep); err != nil {
 		return kubeFailure(err)
 	}
 	if err := runCreateStepHook(ctx, wh, createStepSecretStored); err != nil {
@@ -112,6 +125,7 @@ func (r *KeboolaWebhookReconciler) createWebhook(ctx context.Context, p *webhook
 
 	previousID := wh.Status.WebhookID
 	commitWebhook(&wh.Status, created.ID, fingerprint([]byte(created.Secret)), wh.Status.PendingCreate.RotationToken)
+	startOverlap(&wh.Status, time.Now(), r.Options.RotationGracePeriod)
 	if err := r.writeStatus(ctx, p); err != nil {
 		return kubeFailure(err)
 	}
@@ -152,8 +166,8 @@ func (r *KeboolaWebhookReconciler) emitCreatedEvent(p *webhookPass, reason, id, 
 			id, previousID, p.secret.Name)
 	case pendingReasonRotate:
 		r.Recorder.Eventf(p.wh, p.secret, corev1.EventTypeNormal, eventReasonRotated, "Create",
-			"Created webhook %q with a new signing secret in Secret %q; webhook %q is deleted next",
-			id, p.secret.Name, previousID)
+			"Created webhook %q with a new signing secret in Secret %q; webhook %q keeps delivering for the grace period of %s and is deleted then",
+			id, p.secret.Name, previousID, r.Options.RotationGracePeriod)
 	default:
 		r.Recorder.Eventf(p.wh, p.secret, corev1.EventTypeNormal, eventReasonCreated, "Create",
 			"Created webhook %q and wrote its signing secret to Secret %q", id, p.secret.Name)
@@ -291,10 +305,12 @@ func updatedFields(update keboola.WebhookUpdate) string {
 
 // deleteRetiredWebhooks deletes the webhooks that newer ones replaced. It
 // runs only after the Secret was verified to contain the current webhook's
-// signing secret, so no retired webhook is still in use.
+// signing secret, so no retired webhook is still in use. The exception is
+// the previous webhook of a rotation, which it keeps for retireRotation to
+// delete after the grace period.
 func (r *KeboolaWebhookReconciler) deleteRetiredWebhooks(ctx context.Context, p *webhookPass) *outcome {
 	status := &p.wh.Status
-	if len(status.RetiredWebhookIDs) == 0 {
+	if !slices.ContainsFunc(status.RetiredWebhookIDs, func(id string) bool { return !overlapProtects(status, id) }) {
 		return nil
 	}
 	api, o := r.storageAPI(ctx, p)
@@ -303,17 +319,22 @@ func (r *KeboolaWebhookReconciler) deleteRetiredWebhooks(ctx context.Context, p 
 	}
 	defer r.webhookObserver().invalidate(p.key)
 
+	var protected []string
 	for len(status.RetiredWebhookIDs) > 0 {
 		id := status.RetiredWebhookIDs[0]
-		if id != status.WebhookID {
+		switch {
+		case overlapProtects(status, id):
+			protected = append(protected, id)
+		case id != status.WebhookID:
 			if err := api.DeleteWebhook(ctx, id); err != nil {
+				status.RetiredWebhookIDs = append(protected, status.RetiredWebhookIDs...)
 				return apiOutcome("delete the replaced webhook "+id, err)
 			}
 			log.FromContext(ctx).Info("Deleted replaced webhook", "webhookID", id)
 		}
 		status.RetiredWebhookIDs = status.RetiredWebhookIDs[1:]
 	}
-	status.RetiredWebhookIDs = nil
+	status.RetiredWebhookIDs = protected
 	return nil
 }
 

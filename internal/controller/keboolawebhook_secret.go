@@ -110,7 +110,9 @@ func (r *KeboolaWebhookReconciler) readSecret(ctx context.Context, key types.Nam
 func (r *KeboolaWebhookReconciler) checkSecretCompetitors(ctx context.Context, p *webhookPass) *outcome {
 	wh := p.wh
 	var list keboolav1.KeboolaWebhookList
-	if err := r.List(ctx, &list, client.InNamespace(wh.Namespace)); err != nil {
+	err := r.List(ctx, &list, client.InNamespace(wh.Namespace),
+		client.MatchingFields{indexWebhookSecret: wh.Status.SecretName})
+	if err != nil {
 		return kubeFailure(fmt.Errorf("failed to list KeboolaWebhooks: %w", err))
 	}
 	for i := range list.Items {
@@ -159,6 +161,8 @@ func takeOverSecret(secret *corev1.Secret, wh *keboolav1.KeboolaWebhook, c clien
 	}
 	delete(secret.Data, keboolav1.SecretKeySigningSecret)
 	delete(secret.Data, keboolav1.SecretKeyWebhookID)
+	delete(secret.Data, keboolav1.SecretKeyPreviousSigningSecret)
+	delete(secret.Data, keboolav1.SecretKeyPreviousWebhookID)
 	delete(secret.Annotations, keboolav1.AnnotationSecretFingerprint)
 	return nil
 }
@@ -204,10 +208,11 @@ func applySecretMetadata(secret *corev1.Secret, wh *keboolav1.KeboolaWebhook) bo
 }
 
 // storeSigningSecret writes the signing secret and the id of created into
-// p.secret. The update carries the resourceVersion of the last read before
-// the create started, so it fails with a conflict when anyone changed the
-// Secret since.
-func (r *KeboolaWebhookReconciler) storeSigningSecret(ctx context.Context, p *webhookPass, created *keboola.CreatedWebhook) error {
+// p.secret, and previous under previousSigningSecret and previousWebhookID,
+// or removes those keys when previous is nil. The update carries the
+// resourceVersion of the last read before the create started, so it fails
+// with a conflict when anyone changed the Secret since.
+func (r *KeboolaWebhookReconciler) storeSigningSecret(ctx context.Context, p *webhookPass, created *keboola.CreatedWebhook, previous *previousSecret) error {
 	if created.Secret == "" {
 		return fmt.Errorf("the create response of webhook %q has no signing secret", created.ID)
 	}
@@ -220,6 +225,13 @@ func (r *KeboolaWebhookReconciler) storeSigningSecret(ctx context.Context, p *we
 	}
 	secret.Data[keboolav1.SecretKeySigningSecret] = []byte(created.Secret)
 	secret.Data[keboolav1.SecretKeyWebhookID] = []byte(created.ID)
+	if previous != nil {
+		secret.Data[keboolav1.SecretKeyPreviousSigningSecret] = previous.value
+		secret.Data[keboolav1.SecretKeyPreviousWebhookID] = []byte(previous.webhookID)
+	} else {
+		delete(secret.Data, keboolav1.SecretKeyPreviousSigningSecret)
+		delete(secret.Data, keboolav1.SecretKeyPreviousWebhookID)
+	}
 	secret.Annotations[keboolav1.AnnotationSecretFingerprint] = fingerprint([]byte(created.Secret))
 	if err := r.Update(ctx, secret); err != nil {
 		return fmt.Errorf("failed to write the signing secret of webhook %q to Secret %q: %w", created.ID, secret.Name, err)

@@ -25,6 +25,11 @@ const (
 	eventReasonRecovered      = "Recovered"
 	eventReasonDeleted        = "Deleted"
 	eventReasonOrphaned       = "Orphaned"
+
+	eventReasonRotationCompleted     = "RotationCompleted"
+	eventReasonRolledOut             = "RolledOut"
+	eventReasonRolloutTargetNotFound = "RolloutTargetNotFound"
+	eventReasonRolloutFailed         = "RolloutFailed"
 )
 
 // Reasons of status.pendingCreate: why a webhook is created.
@@ -64,12 +69,13 @@ func creatingReadiness(reason string) readiness {
 
 // projectReadiness returns the readiness of a KeboolaWebhook whose project
 // is project, and reports whether the project can be used. project is nil
-// when the KeboolaProject named name does not exist.
+// when the KeboolaProject named name does not exist. name is the project's
+// name, or "<namespace>/<name>" for a project in another namespace.
 func projectReadiness(name string, project *keboolav1.KeboolaProject) (readiness, bool) {
 	switch {
 	case project == nil:
 		return progressing(keboolav1.ReasonProjectNotReady,
-			fmt.Sprintf("KeboolaProject %q not found. Create it in the namespace of this KeboolaWebhook.", name)), false
+			fmt.Sprintf("KeboolaProject %q not found. Create it, or correct spec.projectRef.", name)), false
 	case !project.DeletionTimestamp.IsZero():
 		return progressing(keboolav1.ReasonProjectNotReady,
 			fmt.Sprintf("KeboolaProject %q is being deleted", name)), false
@@ -137,7 +143,7 @@ func isWarningReason(reason string) bool {
 	switch reason {
 	case keboolav1.ReasonInvalidSpec, keboolav1.ReasonUnauthorized, keboolav1.ReasonForbidden,
 		keboolav1.ReasonRateLimited, keboolav1.ReasonAPIUnavailable, keboolav1.ReasonSecretConflict,
-		keboolav1.ReasonDeletionBlocked:
+		keboolav1.ReasonDeletionBlocked, keboolav1.ReasonProjectNotAllowed, keboolav1.ReasonQuotaExceeded:
 		return true
 	}
 	return false
@@ -152,11 +158,13 @@ func readyReason(conditions []metav1.Condition) string {
 }
 
 // stalledOnInvalidSpec reports whether the object stopped on an invalid
-// spec of generation, which only a new generation can fix.
+// spec of generation, which only a new generation can fix. A stop caused by
+// spec.allowedEvents of the project does not count, because a change of the
+// project can lift it and every pass checks it again.
 func stalledOnInvalidSpec(conditions []metav1.Condition, generation int64) bool {
 	c := meta.FindStatusCondition(conditions, keboolav1.ConditionStalled)
 	return c != nil && c.Status == metav1.ConditionTrue && c.Reason == keboolav1.ReasonInvalidSpec &&
-		c.ObservedGeneration == generation
+		c.ObservedGeneration == generation && !strings.HasPrefix(c.Message, eventsNotAllowedPrefix)
 }
 
 // deletionBlockedReadiness is the readiness of a KeboolaWebhook whose

@@ -51,7 +51,8 @@ func (c *fakeClock) advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-func newTestObserver(maxAge time.Duration) (*webhookObserver, *fakeClock) {
+func newTestObserver() (*webhookObserver, *fakeClock) {
+	const maxAge = time.Minute
 	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	o := newWebhookObserver(maxAge)
 	o.now = clock.now
@@ -64,7 +65,7 @@ var (
 )
 
 func TestObserverReusesListWithinMaxAge(t *testing.T) {
-	o, clock := newTestObserver(time.Minute)
+	o, clock := newTestObserver()
 	api := &listingAPI{webhooks: []keboola.Webhook{{ID: "1", Name: "a"}}}
 	ctx := context.Background()
 
@@ -94,7 +95,7 @@ func TestObserverReusesListWithinMaxAge(t *testing.T) {
 }
 
 func TestObserverKeepsProjectsApart(t *testing.T) {
-	o, _ := newTestObserver(time.Minute)
+	o, _ := newTestObserver()
 	api := &listingAPI{}
 	ctx := context.Background()
 	for _, key := range []projectKey{observerKeyA, observerKeyB, observerKeyA, observerKeyB} {
@@ -108,7 +109,7 @@ func TestObserverKeepsProjectsApart(t *testing.T) {
 }
 
 func TestObserverSingleFlight(t *testing.T) {
-	o, _ := newTestObserver(time.Minute)
+	o, _ := newTestObserver()
 	api := &listingAPI{started: make(chan struct{}, 10), release: make(chan struct{}), webhooks: []keboola.Webhook{{ID: "7"}}}
 	ctx := context.Background()
 
@@ -147,7 +148,7 @@ func TestObserverSingleFlight(t *testing.T) {
 }
 
 func TestObserverDoesNotCacheErrors(t *testing.T) {
-	o, _ := newTestObserver(time.Minute)
+	o, _ := newTestObserver()
 	api := &listingAPI{err: errors.New("connection refused")}
 	ctx := context.Background()
 
@@ -164,7 +165,7 @@ func TestObserverDoesNotCacheErrors(t *testing.T) {
 }
 
 func TestObserverInvalidate(t *testing.T) {
-	o, _ := newTestObserver(time.Minute)
+	o, _ := newTestObserver()
 	api := &listingAPI{}
 	ctx := context.Background()
 
@@ -187,7 +188,7 @@ func TestObserverInvalidate(t *testing.T) {
 }
 
 func TestObserverInvalidateDuringFetch(t *testing.T) {
-	o, _ := newTestObserver(time.Minute)
+	o, _ := newTestObserver()
 	api := &listingAPI{started: make(chan struct{}, 10), release: make(chan struct{})}
 	ctx := context.Background()
 
@@ -216,7 +217,7 @@ func TestObserverInvalidateDuringFetch(t *testing.T) {
 }
 
 func TestObserverWaiterHonoursContext(t *testing.T) {
-	o, _ := newTestObserver(time.Minute)
+	o, _ := newTestObserver()
 	api := &listingAPI{started: make(chan struct{}, 10), release: make(chan struct{})}
 	defer close(api.release)
 
@@ -231,7 +232,7 @@ func TestObserverWaiterHonoursContext(t *testing.T) {
 }
 
 func TestObserverCached(t *testing.T) {
-	o, clock := newTestObserver(time.Minute)
+	o, clock := newTestObserver()
 	api := &listingAPI{webhooks: []keboola.Webhook{{ID: "3"}}}
 	ctx := context.Background()
 

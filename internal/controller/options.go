@@ -22,6 +22,16 @@ type Options struct {
 	// MaxConcurrentReconciles is the number of objects of one kind that are
 	// reconciled in parallel.
 	MaxConcurrentReconciles int
+
+	// RotationGracePeriod is how long the previous webhook of a rotation
+	// keeps delivering, and the Secret keeps its signing secret under
+	// previousSigningSecret, after the new signing secret is published. It
+	// should cover the time the kubelet takes to update a mounted Secret, up
+	// to its sync period (one minute by default) plus its cache delay, and
+	// the restart of consumers that read the secret from environment
+	// variables. Zero deletes the previous webhook in the pass that
+	// publishes the new secret.
+	RotationGracePeriod time.Duration
 }
 
 // DefaultOptions returns the settings the operator uses when no flag
@@ -31,6 +41,7 @@ func DefaultOptions() Options {
 		ResyncPeriod:            10 * time.Minute,
 		TokenExpiryWarning:      7 * 24 * time.Hour,
 		MaxConcurrentReconciles: 4,
+		RotationGracePeriod:     5 * time.Minute,
 	}
 }
 

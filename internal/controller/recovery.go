@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -25,7 +26,8 @@ import (
 //   - the current webhook (status.webhookID) is kept; it was committed but
 //     not yet renamed;
 //   - the webhook whose id and signing secret the Secret contains is adopted:
-//     the status records it, exactly as the interrupted create would have;
+//     the status records it, exactly as the interrupted create would have,
+//     including the start of a rotation's grace period;
 //   - every other one is deleted, because its signing secret was never
 //     stored and cannot be read back.
 //
@@ -90,7 +92,11 @@ func (r *KeboolaWebhookReconciler) recoverCreates(ctx context.Context, p *webhoo
 		rotationToken = pending.RotationToken
 	}
 	if adopted != nil {
+		previousID := wh.Status.WebhookID
 		commitWebhook(&wh.Status, adopted.ID, fingerprint(storedSecret), rotationToken)
+		adoptRotation(&wh.Status, secret, previousID, time.Now(), r.Options.RotationGracePeriod)
+	} else {
+		abandonPublishing(&wh.Status)
 	}
 	wh.Status.PendingCreate = nil
 	if err := r.writeStatus(ctx, p); err != nil {

@@ -12,8 +12,11 @@ import (
 
 // Field indexes of the manager's cache.
 const (
-	// indexWebhookProject indexes KeboolaWebhooks by spec.projectRef.name.
-	indexWebhookProject = "spec.projectRef.name"
+	// indexWebhookProject indexes KeboolaWebhooks by "<namespace>/<name>" of
+	// the KeboolaProject they refer to (see projectRefKey). Look up a
+	// project's KeboolaWebhooks in every namespace with
+	// client.MatchingFields{indexWebhookProject: key.String()}.
+	indexWebhookProject = "spec.projectRef"
 
 	// indexProjectTokenSecret indexes KeboolaProjects by
 	// spec.tokenSecretRef.name.
@@ -56,7 +59,7 @@ func setupIndexes(mgr ctrl.Manager) error {
 	indexer := mgr.GetFieldIndexer()
 
 	err := indexer.IndexField(ctx, &keboolav1.KeboolaWebhook{}, indexWebhookProject, func(o client.Object) []string {
-		return []string{o.(*keboolav1.KeboolaWebhook).Spec.ProjectRef.Name}
+		return []string{projectRefKey(o.(*keboolav1.KeboolaWebhook)).String()}
 	})
 	if err != nil {
 		return fmt.Errorf("failed to index KeboolaWebhooks by project: %w", err)
@@ -68,5 +71,5 @@ func setupIndexes(mgr ctrl.Manager) error {
 	if err != nil {
 		return fmt.Errorf("failed to index KeboolaProjects by token Secret: %w", err)
 	}
-	return nil
+	return indexWebhookSecretName(mgr)
 }

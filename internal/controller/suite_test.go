@@ -51,6 +51,11 @@ var (
 		ResyncPeriod:            3 * time.Second,
 		TokenExpiryWarning:      24 * time.Hour,
 		MaxConcurrentReconciles: 4,
+		// Long enough for the rotation stories to watch the overlap and
+		// deliver events during it, short enough for every story that
+		// rotates to see the previous webhook deleted well within
+		// webhookWait.
+		RotationGracePeriod: 4 * time.Second,
 	}
 	projectIDs atomic.Int64
 )

@@ -84,6 +84,12 @@ type adminDelivery struct {
 	Signature string    `json:"signature"`
 }
 
+// adminStats is the response to GET /_emulator/stats.
+type adminStats struct {
+	Requests []RequestCount       `json:"requests"`
+	Projects []ProjectConcurrency `json:"projects"`
+}
+
 // jsonDuration decodes a Go duration string or a number of seconds.
 type jsonDuration time.Duration
 
@@ -119,7 +125,8 @@ func (d *jsonDuration) UnmarshalJSON(data []byte) error {
 //	DELETE /_emulator/faults           removes all faults
 //	DELETE /_emulator/faults/{id}
 //	GET    /_emulator/requests
-//	DELETE /_emulator/requests         empties the request log and counters
+//	DELETE /_emulator/requests         empties the request log, the counters and the concurrency statistics
+//	GET    /_emulator/stats            {"requests": Counts, "projects": Concurrency}
 //
 // It accepts only requests from a loopback address with a loopback Host
 // header, which stops DNS rebinding, and only JSON request bodies, which a
@@ -161,6 +168,8 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	case path == "requests" && r.Method == http.MethodDelete:
 		s.ResetRequests()
 		w.WriteHeader(http.StatusNoContent)
+	case path == "stats" && r.Method == http.MethodGet:
+		writeJSON(w, http.StatusOK, adminStats{Requests: s.Counts(), Projects: s.Concurrency()})
 	default:
 		writeError(w, http.StatusNotFound, codeNotFound, fmt.Sprintf("No admin endpoint matches %s %s.", r.Method, r.URL.Path))
 	}

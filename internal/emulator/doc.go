@@ -3,7 +3,8 @@
 // start it like an httptest server and talk to it over real HTTP. It also
 // delivers events to webhooks, signed the way Keboola signs them, and can
 // inject faults (error statuses, latency, dropped connections, lost
-// responses) per endpoint.
+// responses) per endpoint. For benchmarks it can delay every request and
+// limit how many requests of one project it handles at once.
 //
 // Besides the Storage API, the server has an admin API under /_emulator/
 // that sets it up and inspects it without a Storage API token, for the

@@ -1,6 +1,8 @@
 package emulator
 
 import (
+	"cmp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -94,9 +96,36 @@ func (s *Server) Count(method, endpoint string) int {
 	return total
 }
 
-// ResetRequests empties the request log and sets all counts to zero.
-func (s *Server) ResetRequests() {
+// RequestCount is the number of Storage API requests with one method and
+// endpoint.
+type RequestCount struct {
+	Method string `json:"method"`
+	// Endpoint is a path template such as EndpointWebhooks.
+	Endpoint string `json:"endpoint"`
+	Count    int    `json:"count"`
+}
+
+// Counts returns the exact number of Storage API requests per method and
+// endpoint since the emulator started or since ResetRequests, ordered by
+// endpoint and method.
+func (s *Server) Counts() []RequestCount {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	list := make([]RequestCount, 0, len(s.requests.counts))
+	for key, n := range s.requests.counts {
+		list = append(list, RequestCount{Method: key.method, Endpoint: key.endpoint, Count: n})
+	}
+	slices.SortFunc(list, func(a, b RequestCount) int {
+		return cmp.Or(strings.Compare(a.Endpoint, b.Endpoint), strings.Compare(a.Method, b.Method))
+	})
+	return list
+}
+
+// ResetRequests empties the request log and sets all counts and the
+// statistics of Concurrency to zero.
+func (s *Server) ResetRequests() {
+	s.mu.Lock()
 	s.requests = newRequestLog(s.requests.max)
+	s.mu.Unlock()
+	s.limiter.reset()
 }

@@ -58,6 +58,14 @@ type Options struct {
 	// /_emulator/ are not delayed.
 	Latency time.Duration
 
+	// MaxConcurrentPerProject is how many Storage API requests of one
+	// project, the project of the request's token, the emulator handles at
+	// once. A request beyond the limit waits until one of the project's
+	// requests finishes, and its Latency starts only then, so a project
+	// handles at most MaxConcurrentPerProject/Latency requests per second.
+	// Requests without a known token are not limited. Zero means no limit.
+	MaxConcurrentPerProject int
+
 	// OwnerIDAsString sends owner.id in the token verification response as a
 	// JSON string instead of a number, as some Keboola stacks do.
 	OwnerIDAsString bool
@@ -90,6 +98,7 @@ type Server struct {
 	nextFaultID   int
 	requests      requestLog
 	deliveries    deliveryLog
+	limiter       *projectLimiter
 
 	// httpServer and listener are set by Start or Listen.
 	httpServer *http.Server
@@ -129,6 +138,7 @@ func New(opts Options) *Server {
 		nextEventID: 100000000,
 		requests:    newRequestLog(maxRequestLogEntries),
 		deliveries:  deliveryLog{max: maxDeliveryLogEntries},
+		limiter:     newProjectLimiter(opts.MaxConcurrentPerProject),
 	}
 }
 

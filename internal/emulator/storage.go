@@ -86,17 +86,19 @@ type verifyBody struct {
 	Owner           ownerBody `json:"owner"`
 }
 
-// serveStorage handles one Storage API request: it applies the configured
-// latency and any matching fault, handles the request, and records it.
+// serveStorage handles one Storage API request: it waits for a free slot of
+// the token's project, applies the configured latency and any matching
+// fault, handles the request, and records it.
 func (s *Server) serveStorage(w http.ResponseWriter, r *http.Request) {
 	started := time.Now()
 	endpoint, webhookID := matchEndpoint(r.URL.Path)
+	tokenID, projectID, knownToken := s.tokenOwner(r.Header.Get(tokenHeader))
 	record := Request{
 		Time:     started.UTC(),
 		Method:   r.Method,
 		Endpoint: endpoint,
 		Path:     r.URL.Path,
-		TokenID:  s.tokenID(r.Header.Get(tokenHeader)),
+		TokenID:  tokenID,
 	}
 	// The request is recorded before its connection is dropped, so a client
 	// that sees the error also finds the request in Requests.
@@ -108,6 +110,15 @@ func (s *Server) serveStorage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	defer finish()
+
+	if knownToken {
+		bufferBody(r)
+		release, acquired := s.limiter.acquire(r.Context(), projectID)
+		if !acquired {
+			return
+		}
+		defer release()
+	}
 
 	if !sleepContext(r.Context(), s.opts.Latency) {
 		return
@@ -140,6 +151,35 @@ func (s *Server) serveStorage(w http.ResponseWriter, r *http.Request) {
 	recorder := &statusRecorder{ResponseWriter: w}
 	s.handleStorage(recorder, r, endpoint, webhookID)
 	record.Status = recorder.statusCode()
+}
+
+// bufferBody reads the request body, up to one byte more than
+// maxRequestBody, before the request waits for a slot. The server notices
+// that a client closed its connection only once the handler has read the body
+// to its end, so without this a request that its client abandoned would
+// still take a slot and delay the requests behind it. The body stays
+// readable, and an oversized body still fails the size check.
+func bufferBody(r *http.Request) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return
+	}
+	buffered, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1))
+	var rest io.Reader = r.Body
+	if err != nil {
+		rest = errReader{err}
+	}
+	r.Body = readCloser{Reader: io.MultiReader(bytes.NewReader(buffered), rest), Closer: r.Body}
+}
+
+// errReader returns err on every read.
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// readCloser reads from Reader and closes Closer.
+type readCloser struct {
+	io.Reader
+	io.Closer
 }
 
 // handleStorage routes a request to its endpoint's handler after checking
@@ -423,14 +463,16 @@ func matchEndpoint(path string) (endpoint, webhookID string) {
 	}
 }
 
-// tokenID returns the id of a known token, or "".
-func (s *Server) tokenID(credential string) string {
+// tokenOwner returns the id and the project of a known token, and false for
+// a missing or unknown token.
+func (s *Server) tokenOwner(credential string) (tokenID string, projectID int64, known bool) {
 	if credential == "" {
-		return ""
+		return "", 0, false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.tokens[credential].ID
+	token, known := s.tokens[credential]
+	return token.ID, token.ProjectID, known
 }
 
 // recordRequest adds a request to the log and logs it at debug level.

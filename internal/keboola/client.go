@@ -29,6 +29,14 @@ const (
 // tokenHeader is the request header that carries the Storage API token.
 const tokenHeader = "X-StorageApi-Token"
 
+// maxTokenBytes is the longest token that Factory.Client accepts. Storage
+// API tokens are a few dozen characters, and common HTTP servers reject a
+// header line longer than 8 KiB (nginx's default large_client_header_buffers),
+// so a longer value is not a token. Rejecting it early keeps the client
+// from sending, for example, a whole file that was stored by mistake with
+// every request.
+const maxTokenBytes = 4096
+
 // Options configures the clients of a Factory. A zero field takes its
 // default.
 type Options struct {
@@ -155,9 +163,9 @@ func NewFactory(options Options) *Factory {
 // Client returns a client of the stack at stackURL that authenticates with
 // token. The stack URL is normalized by NormalizeStackURL, and its errors
 // match ErrInvalidStackURL. Whitespace around the token, such as the
-// trailing newline of a file-based Secret, is removed. An empty token, or
-// one with characters that an HTTP header cannot carry, is an error that
-// matches ErrInvalidToken.
+// trailing newline of a file-based Secret, is removed. An empty token, one
+// longer than 4,096 bytes, or one with characters that an HTTP header
+// cannot carry, is an error that matches ErrInvalidToken.
 func (f *Factory) Client(stackURL, token string) (*Client, error) {
 	baseURL, err := NormalizeStackURL(stackURL)
 	if err != nil {
@@ -166,6 +174,9 @@ func (f *Factory) Client(stackURL, token string) (*Client, error) {
 	token = strings.TrimSpace(token)
 	if token == "" {
 		return nil, fmt.Errorf("%w: the token is empty", ErrInvalidToken)
+	}
+	if len(token) > maxTokenBytes {
+		return nil, fmt.Errorf("%w: the token is %d bytes long, more than the maximum of %d", ErrInvalidToken, len(token), maxTokenBytes)
 	}
 	for i := 0; i < len(token); i++ {
 		if token[i] < 0x21 || token[i] > 0x7e {

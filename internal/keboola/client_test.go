@@ -29,6 +29,7 @@ func TestFactoryClientRejects(t *testing.T) {
 		"line break in token":  {stackURL: "connection.keboola.com", token: "tok-SECRET-123\r\nX-Other: 1", want: ErrInvalidToken},
 		"space in token":       {stackURL: "connection.keboola.com", token: "tok-SECRET-123 x", want: ErrInvalidToken},
 		"non-ASCII in token":   {stackURL: "connection.keboola.com", token: "tok-SECRET-123é", want: ErrInvalidToken},
+		"token of 1 MB":        {stackURL: "connection.keboola.com", token: "tok-SECRET-" + strings.Repeat("x", 1_000_000), want: ErrInvalidToken},
 		"token as stack value": {stackURL: "https://tok-SECRET-123@x", token: testToken, want: ErrInvalidStackURL},
 	}
 	for name, tt := range tests {

@@ -129,6 +129,30 @@ func TestProcessKilledAfterGracePeriod(t *testing.T) {
 	}
 }
 
+func TestProcessKillIgnoresTrap(t *testing.T) {
+	env := newTestEnv(t)
+	// SIGKILL cannot be trapped, so the process ends at once.
+	p, err := env.Start(ProcessSpec{
+		Name: "victim",
+		Path: "/bin/sh",
+		Args: []string{"-c", `trap "" TERM KILL; echo trapped; sleep 60`},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForLine(t, p.LogPath, "trapped")
+
+	start := time.Now()
+	p.Kill()
+	if elapsed := time.Since(start); elapsed > 5*time.Second {
+		t.Errorf("Kill() took %s, want well under the 10s grace period of Stop", elapsed)
+	}
+	if err := p.ExitError(); err == nil || !strings.Contains(err.Error(), "signal: killed") {
+		t.Errorf("ExitError() = %v, want one that names the signal SIGKILL", err)
+	}
+	p.Kill() // a second Kill of an exited process returns at once
+}
+
 func TestCloseStopsProcesses(t *testing.T) {
 	env := newTestEnv(t)
 	p, err := env.Start(ProcessSpec{Name: "sleeper", Path: "/bin/sleep", Args: []string{"60"}})

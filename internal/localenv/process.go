@@ -127,6 +127,20 @@ func (p *Process) Stop() error {
 	return p.stopErr
 }
 
+// Kill sends SIGKILL to the process group at once, as a crash or an
+// out-of-memory kill would end the process, and waits until the process
+// has exited. The process gets no chance to clean up. Killing a process
+// that has exited does nothing.
+func (p *Process) Kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = signalGroup(p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
 // signalGroup sends sig to the process group of pid, and to pid alone if
 // that fails.
 func signalGroup(pid int, sig syscall.Signal) error {

@@ -85,3 +85,13 @@ func unchanged(previous, current os.FileInfo) bool {
 		// very recently is always read again.
 		time.Since(current.ModTime()) > 2*time.Second
 }
+
+// Secrets returns the secret of the file as the only accepted secret, so
+// that a SecretFile is a SecretSource.
+func (f *SecretFile) Secrets() ([][]byte, error) {
+	secret, err := f.Secret()
+	if err != nil {
+		return nil, err
+	}
+	return [][]byte{secret}, nil
+}

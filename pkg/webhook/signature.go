@@ -36,3 +36,33 @@ func Verify(secret, body []byte, signature string) bool {
 	mac.Write(body)
 	return hmac.Equal(received, mac.Sum(nil))
 }
+
+// VerifyAny reports whether signature is the signature of body under one of
+// secrets, and returns the index of the first secret that matches, or -1.
+// A receiver passes the current and the previous signing secret during a
+// rotation. VerifyAny computes and compares the signature for every secret,
+// also after a match, so its running time depends on the number of secrets
+// but not on which one matched. Each comparison takes constant time. Empty
+// secrets never match, and a malformed signature matches nothing, as in
+// Verify.
+func VerifyAny(secrets [][]byte, body []byte, signature string) (int, bool) {
+	if len(signature) != hex.EncodedLen(sha256.Size) {
+		return -1, false
+	}
+	received, err := hex.DecodeString(signature)
+	if err != nil {
+		return -1, false
+	}
+	match := -1
+	for i, secret := range secrets {
+		if len(secret) == 0 {
+			continue
+		}
+		mac := hmac.New(sha256.New, secret)
+		mac.Write(body)
+		if hmac.Equal(received, mac.Sum(nil)) && match < 0 {
+			match = i
+		}
+	}
+	return match, match >= 0
+}

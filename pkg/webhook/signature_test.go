@@ -98,3 +98,80 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+func TestVerifyAny(t *testing.T) {
+	current := []byte("whsec-current")
+	previous := []byte("whsec-previous")
+	body := []byte(`{"event":"storage.jobSucceeded","data":{"id":"42"},"createdTime":"2024-01-15T10:35:01+0000"}`)
+
+	tests := map[string]struct {
+		secrets   [][]byte
+		signature string
+		wantIndex int
+		wantOK    bool
+	}{
+		"signed with the current secret": {
+			secrets: [][]byte{current, previous}, signature: referenceSignature(current, body), wantIndex: 0, wantOK: true,
+		},
+		"signed with the previous secret": {
+			secrets: [][]byte{current, previous}, signature: referenceSignature(previous, body), wantIndex: 1, wantOK: true,
+		},
+		"signed with another secret": {
+			secrets: [][]byte{current, previous}, signature: referenceSignature([]byte("other"), body), wantIndex: -1,
+		},
+		"first of two equal secrets": {
+			secrets: [][]byte{current, current}, signature: referenceSignature(current, body), wantIndex: 0, wantOK: true,
+		},
+		"empty secret skipped": {
+			secrets: [][]byte{nil, previous}, signature: referenceSignature(previous, body), wantIndex: 1, wantOK: true,
+		},
+		"empty secret never matches": {
+			secrets: [][]byte{nil}, signature: referenceSignature(nil, body), wantIndex: -1,
+		},
+		"no secrets": {
+			secrets: nil, signature: referenceSignature(current, body), wantIndex: -1,
+		},
+		"malformed signature": {
+			secrets: [][]byte{current}, signature: "sha256=" + referenceSignature(current, body), wantIndex: -1,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			index, ok := VerifyAny(tc.secrets, body, tc.signature)
+			if ok != tc.wantOK {
+				t.Errorf("VerifyAny() ok = %v, want %v", ok, tc.wantOK)
+			}
+			if index != tc.wantIndex {
+				t.Errorf("VerifyAny() index = %d, want %d", index, tc.wantIndex)
+			}
+		})
+	}
+}
+
+func FuzzVerifyAny(f *testing.F) {
+	f.Add([]byte("current"), []byte("previous"), []byte(`{"event":"storage.jobFailed"}`), "", false)
+	f.Add([]byte("current"), []byte(""), []byte("body"), strings.Repeat("A", 64), true)
+	f.Add([]byte(""), []byte(""), []byte(""), "zz", false)
+
+	f.Fuzz(func(t *testing.T, current, previous, body []byte, signature string, signWithPrevious bool) {
+		if signWithPrevious && len(previous) > 0 {
+			signature = referenceSignature(previous, body)
+		}
+		wantIndex := -1
+		for i, secret := range [][]byte{current, previous} {
+			if len(secret) > 0 && strings.EqualFold(signature, referenceSignature(secret, body)) {
+				wantIndex = i
+				break
+			}
+		}
+
+		index, ok := VerifyAny([][]byte{current, previous}, body, signature)
+		if index != wantIndex || ok != (wantIndex >= 0) {
+			t.Errorf("VerifyAny(%q, %q, %q) = %d, %v, want %d, %v",
+				[][]byte{current, previous}, body, signature, index, ok, wantIndex, wantIndex >= 0)
+		}
+		if got := Verify(current, body, signature); got != (len(current) > 0 && strings.EqualFold(signature, referenceSignature(current, body))) {
+			t.Errorf("Verify() = %v disagrees with the reference computation", got)
+		}
+	})
+}
