@@ -18,6 +18,8 @@ CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
 
 # Go test flags; for example GO_TEST_FLAGS="-run TestClient -v".
+# Flags of the demo; for example DEMO_FLAGS="--keep-logs --emulator-port 9765".
+DEMO_FLAGS ?=
 GO_TEST_FLAGS ?=
 LDFLAGS := -X main.version=$(VERSION)
 
@@ -84,7 +86,7 @@ docker-build: ## Build the operator image (needs a Docker engine).
 ##@ Test
 
 .PHONY: test
-test: controlplane test-packaging ## Run every test: unit, client, emulator, envtest controller suites and the end-to-end test.
+test: controlplane test-packaging ## Run every test: unit, client, emulator, envtest controller suites, packaging, a short chaos soak and the end-to-end test.
 	KUBEBUILDER_ASSETS="$(CONTROLPLANE_DIR)" go test -timeout 30m -count=1 $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-e2e
@@ -93,7 +95,7 @@ test-e2e: controlplane ## Run only the end-to-end test: the operator binary, kub
 
 .PHONY: demo
 demo: controlplane ## Run the operator end to end on a local control plane and the Storage API emulator.
-	go run ./hack/demo --assets "$(CONTROLPLANE_DIR)"
+	go run ./hack/demo --assets "$(CONTROLPLANE_DIR)" $(DEMO_FLAGS)
 
 ##@ Benchmark
 

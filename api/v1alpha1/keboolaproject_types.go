@@ -57,7 +57,8 @@ type KeboolaProjectSpec struct {
 	// then by "<namespace>/<name>", are served. The others report reason
 	// QuotaExceeded: one that has no webhook at Keboola creates none, and one
 	// that has a webhook is no longer updated, but is still deleted at Keboola
-	// with its KeboolaWebhook. When absent, there is no limit.
+	// with its KeboolaWebhook. 0 serves none, which stops new webhooks
+	// without deleting any. When absent, there is no limit.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	MaxWebhooks *int32 `json:"maxWebhooks,omitempty"`

@@ -100,19 +100,21 @@ const (
 )
 
 // KeboolaWebhookSpec defines one webhook in a Keboola project.
-// +kubebuilder:validation:XValidation:rule="has(oldSelf.secretName) == has(self.secretName) && (!has(self.secretName) || oldSelf.secretName == self.secretName)",message="secretName cannot be changed; create a new KeboolaWebhook instead"
+// +kubebuilder:validation:XValidation:rule="has(oldSelf.secretName) == has(self.secretName) && (!has(self.secretName) || oldSelf.secretName == self.secretName)",message="secretName cannot be changed; create a new KeboolaWebhook instead",fieldPath=".secretName"
 type KeboolaWebhookSpec struct {
 	// projectRef names the KeboolaProject that the webhook belongs to.
 	// +required
 	ProjectRef ProjectReference `json:"projectRef"`
 
-	// url is the address Keboola delivers events to: an absolute https URL of at most
-	// 2048 bytes, without user info. Plain http is accepted only for loopback
-	// hosts (localhost, 127.0.0.0/8 and [::1]), for tests and local receivers.
+	// url is the address Keboola delivers events to: an absolute https URL
+	// of at most 2048 bytes, without user info or a fragment. Plain http is
+	// accepted only for loopback hosts (localhost, 127.0.0.0/8 and [::1]),
+	// for tests and local receivers.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''",message="url must be an absolute http or https URL with a host"
+	// +kubebuilder:validation:XValidation:rule="!self.contains('#')",message="url must not contain a fragment: receivers never get the part after '#'"
 	// +kubebuilder:validation:XValidation:rule="!self.matches('^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*@')",message="url must not contain user info; put credentials in the receiver, not in the URL"
 	// +kubebuilder:validation:XValidation:rule="self.matches('^(?i)https://') || self.matches('^(?i)http://(localhost|127\\\\.[0-9]{1,3}\\\\.[0-9]{1,3}\\\\.[0-9]{1,3}|\\\\[::1\\\\])([:/?#]|$)')",message="url must use https; plain http is allowed only for localhost, 127.0.0.0/8 and [::1]"
 	URL string `json:"url"`

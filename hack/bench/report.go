@@ -61,7 +61,7 @@ func newReport(cfg config, started time.Time) report {
 		Started: started.UTC(),
 		// os.Args[0] of "go run" is a temporary file, so the command is
 		// recorded as the "go run" command that "make bench" uses.
-		Command: strings.Join(append([]string{"go run ./hack/bench"}, os.Args[1:]...), " "),
+		Command: commandLine(os.Args[1:]),
 		Machine: machine{
 			CPUs:      runtime.NumCPU(),
 			Model:     cpuModel(),
@@ -142,6 +142,19 @@ func (r *report) writeJSON(path string) error {
 		return fmt.Errorf("failed to write the results: %w", err)
 	}
 	return nil
+}
+
+// commandLine returns the "go run" command with args, each argument that
+// contains a space in single quotes.
+func commandLine(args []string) string {
+	words := []string{"go run ./hack/bench"}
+	for _, arg := range args {
+		if strings.ContainsAny(arg, " \t") {
+			arg = "'" + arg + "'"
+		}
+		words = append(words, arg)
+	}
+	return strings.Join(words, " ")
 }
 
 func formatValue(v float64, unit string) string {

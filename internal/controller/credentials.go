@@ -30,6 +30,16 @@ var (
 	errTokenKeyMissing     = errors.New("token Secret key missing or empty")
 )
 
+// tokenSecretError is a token Secret problem whose message is a condition
+// message: full sentences that end with what the user should do.
+type tokenSecretError struct {
+	sentinel error
+	message  string
+}
+
+func (e *tokenSecretError) Error() string { return e.message }
+func (e *tokenSecretError) Unwrap() error { return e.sentinel }
+
 // tokenSecretKey returns the effective key of a token Secret reference.
 func tokenSecretKey(ref keboolav1.SecretKeyReference) string {
 	if ref.Key == "" {
@@ -48,8 +58,9 @@ func readToken(ctx context.Context, reader client.Reader, project *keboolav1.Keb
 	var secret corev1.Secret
 	err := reader.Get(ctx, types.NamespacedName{Namespace: project.Namespace, Name: ref.Name}, &secret)
 	if apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("%w: Secret %q does not exist in namespace %q; create it with the Storage API token under key %q",
-			errTokenSecretNotFound, ref.Name, project.Namespace, key)
+		return nil, &tokenSecretError{errTokenSecretNotFound, fmt.Sprintf(
+			"Secret %q does not exist in namespace %q. Create it with the Storage API token under key %q.",
+			ref.Name, project.Namespace, key)}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("failed to read token Secret %q: %w", ref.Name, err)
@@ -60,10 +71,13 @@ func readToken(ctx context.Context, reader client.Reader, project *keboolav1.Keb
 	// newline, which the Storage API would reject.
 	token = bytes.TrimSpace(token)
 	if !ok {
-		return nil, fmt.Errorf("%w: Secret %q has no key %q", errTokenKeyMissing, ref.Name, key)
+		return nil, &tokenSecretError{errTokenKeyMissing, fmt.Sprintf(
+			"Secret %q has no key %q. Store the Storage API token under that key, or set spec.tokenSecretRef.key to the key that holds it.",
+			ref.Name, key)}
 	}
 	if len(token) == 0 {
-		return nil, fmt.Errorf("%w: Secret %q has an empty value under key %q", errTokenKeyMissing, ref.Name, key)
+		return nil, &tokenSecretError{errTokenKeyMissing, fmt.Sprintf(
+			"Secret %q has an empty value under key %q. Store the Storage API token under that key.", ref.Name, key)}
 	}
 	return token, nil
 }

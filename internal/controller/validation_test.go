@@ -70,6 +70,9 @@ var _ = Describe("Schema validation", func() {
 		Entry("relative URL", func(w *keboolav1.KeboolaWebhook) {
 			w.Spec.URL = "/keboola"
 		}, "url must be an absolute http or https URL"),
+		Entry("URL with a fragment", func(w *keboolav1.KeboolaWebhook) {
+			w.Spec.URL = "https://receiver.example.com/keboola#events"
+		}, "url must not contain a fragment"),
 		Entry("URL longer than 2048 bytes", func(w *keboolav1.KeboolaWebhook) {
 			w.Spec.URL = "https://receiver.example.com/" + strings.Repeat("a", 2048)
 		}, "spec.url: Too long"),
