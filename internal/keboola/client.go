@@ -228,32 +228,32 @@ var _ API = (*Client)(nil)
 // "https://connection.keboola.com".
 func (c *Client) StackURL() string { return c.baseURL }
 
+// doAndDecode sends req and decodes a successful response body with decode.
+// A body that does not decode becomes the response's decode error, which
+// marks the outcome of a create as unknown.
+func doAndDecode[T any](ctx context.Context, c *Client, req *request, decode func([]byte) (T, error)) (T, error) {
+	var zero T
+	resp, err := c.do(ctx, req)
+	if err != nil {
+		return zero, err
+	}
+	value, err := decode(resp.body)
+	if err != nil {
+		return zero, resp.decodeError(req, err)
+	}
+	return value, nil
+}
+
 // VerifyToken implements API.
 func (c *Client) VerifyToken(ctx context.Context) (*TokenInfo, error) {
 	req := &request{method: http.MethodGet, endpoint: endpointVerifyToken, path: endpointVerifyToken}
-	resp, err := c.do(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	info, err := decodeTokenInfo(resp.body)
-	if err != nil {
-		return nil, resp.decodeError(req, err)
-	}
-	return info, nil
+	return doAndDecode(ctx, c, req, decodeTokenInfo)
 }
 
 // ListWebhooks implements API.
 func (c *Client) ListWebhooks(ctx context.Context) ([]Webhook, error) {
 	req := &request{method: http.MethodGet, endpoint: endpointWebhooks, path: endpointWebhooks}
-	resp, err := c.do(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	webhooks, err := decodeWebhookList(resp.body)
-	if err != nil {
-		return nil, resp.decodeError(req, err)
-	}
-	return webhooks, nil
+	return doAndDecode(ctx, c, req, decodeWebhookList)
 }
 
 // GetWebhook implements API.
@@ -262,15 +262,7 @@ func (c *Client) GetWebhook(ctx context.Context, id string) (*Webhook, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.do(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	webhook, err := decodeWebhook(resp.body)
-	if err != nil {
-		return nil, resp.decodeError(req, err)
-	}
-	return webhook, nil
+	return doAndDecode(ctx, c, req, decodeWebhook)
 }
 
 // CreateWebhook implements API. A nil spec.Events is sent as an empty list,
@@ -287,15 +279,7 @@ func (c *Client) CreateWebhook(ctx context.Context, spec WebhookSpec) (*CreatedW
 	}
 
 	req := &request{method: http.MethodPost, endpoint: endpointWebhooks, path: endpointWebhooks, body: body}
-	resp, err := c.do(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	created, err := decodeCreatedWebhook(resp.body)
-	if err != nil {
-		return nil, resp.decodeError(req, err)
-	}
-	return created, nil
+	return doAndDecode(ctx, c, req, decodeCreatedWebhook)
 }
 
 // UpdateWebhook implements API. A non-nil empty update.Events is sent as an
@@ -320,15 +304,7 @@ func (c *Client) UpdateWebhook(ctx context.Context, id string, update WebhookUpd
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.do(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	webhook, err := decodeWebhook(resp.body)
-	if err != nil {
-		return nil, resp.decodeError(req, err)
-	}
-	return webhook, nil
+	return doAndDecode(ctx, c, req, decodeWebhook)
 }
 
 // DeleteWebhook implements API. A 404 response is success.
