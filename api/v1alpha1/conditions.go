@@ -6,9 +6,9 @@ package v1alpha1
 // to the spec or to a referenced Secret can help, and neither means the
 // controller has done all it can for the current generation.
 const (
-	// ConditionReady is True when the object is usable: for a KeboolaProject,
-	// the token was verified; for a KeboolaWebhook, the webhook at Keboola
-	// matches the spec and its signing secret is published.
+	// ConditionReady is True when the object is usable. A KeboolaProject is
+	// usable once its token was verified. A KeboolaWebhook is usable once the
+	// webhook at Keboola matches the spec and its signing secret is published.
 	ConditionReady = "Ready"
 
 	// ConditionReconciling is True while the controller works towards the
@@ -26,8 +26,8 @@ const (
 
 // Reasons shared by both kinds.
 const (
-	// ReasonInvalidSpec means the spec, or the Storage API's answer to it,
-	// is invalid. The message contains the details.
+	// ReasonInvalidSpec means the spec is invalid, or the Storage API
+	// rejected it as invalid. The message contains the details.
 	ReasonInvalidSpec = "InvalidSpec"
 
 	// ReasonUnauthorized means the Storage API rejected the token (HTTP 401).
@@ -36,9 +36,9 @@ const (
 	// ReasonForbidden means the token lacks a permission (HTTP 403).
 	ReasonForbidden = "Forbidden"
 
-	// ReasonRateLimited means the Storage API asked the operator to slow
-	// down (HTTP 429 or 503 maintenance). The operator waits at least as long
-	// as the API's Retry-After header asks.
+	// ReasonRateLimited means the Storage API rate limited the operator
+	// (HTTP 429, or 503 during maintenance). The operator waits at least the
+	// delay of the API's Retry-After header.
 	ReasonRateLimited = "RateLimited"
 
 	// ReasonAPIUnavailable means a request failed with a server error or a

@@ -184,10 +184,9 @@ var _ = Describe("Hostile input", func() {
 		return key
 	}
 
-	// htmlStack returns the URL of a server on loopback that responds to
-	// every request with status and an HTML page of about size bytes, as a
-	// proxy or a login page in front of a wrong host would, and counts the
-	// requests.
+	// htmlStack returns the URL of a loopback server that counts requests
+	// and responds to each with status and an HTML page of about size bytes.
+	// A proxy or a login page in front of a wrong host responds like that.
 	htmlStack := func(status, size int) (string, *atomic.Int32) {
 		var requests atomic.Int32
 		page := "<!DOCTYPE html><html><head><title>Sign in</title></head><body>" +

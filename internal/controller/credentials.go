@@ -72,7 +72,7 @@ func readToken(ctx context.Context, reader client.Reader, project *keboolav1.Keb
 	token = bytes.TrimSpace(token)
 	if !ok {
 		return nil, &tokenSecretError{errTokenKeyMissing, fmt.Sprintf(
-			"Secret %q has no key %q. Store the Storage API token under that key, or set spec.tokenSecretRef.key to the key that holds it.",
+			"Secret %q has no key %q. Store the Storage API token under that key, or set spec.tokenSecretRef.key to the key that contains it.",
 			ref.Name, key)}
 	}
 	if len(token) == 0 {

@@ -522,8 +522,8 @@ func withVerb(attributes authorizationv1.ResourceAttributes, verb string) author
 	return attributes
 }
 
-// teamAccessAllowed asks the API server, with a SubjectAccessReview,
-// whether teamUser may act as attributes describe.
+// teamAccessAllowed sends a SubjectAccessReview to the API server and
+// returns whether teamUser may act as attributes describe.
 func teamAccessAllowed(attributes authorizationv1.ResourceAttributes) bool {
 	GinkgoHelper()
 	review := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{

@@ -1018,7 +1018,7 @@ var _ = Describe("KeboolaWebhook controller", func() {
 				Expect(env.count(http.MethodPost, emulator.EndpointWebhooks)).To(Equal(wantPosts))
 			},
 			// The second instance recovers the pending create and creates its
-			// own webhook; the first one's create then fails on the fences and
+			// own webhook. The first one's create then fails on the fences, so
 			// its webhook is deleted as uncommitted.
 			Entry("before the create request", createStepIntentRecorded, 2),
 			// The second instance deletes the webhook whose secret was never

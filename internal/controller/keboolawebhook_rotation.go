@@ -118,10 +118,10 @@ func startOverlap(status *keboolav1.KeboolaWebhookStatus, now time.Time, grace t
 // abandonPublishing clears a rotation whose new webhook was never
 // committed, so that the next pass starts it again if it is still needed.
 //
-// NOTE: when the abandoned rotation had replaced an overlapping one and
-// spec.rotationToken is then set back, the older previous webhook is
-// deleted with the other retired webhooks, but its secret stays in the
-// Secret under previousSigningSecret until the next rotation replaces it.
+// NOTE: an abandoned rotation may have replaced an overlapping one. When
+// spec.rotationToken is then set back, the older previous webhook is deleted
+// with the other retired webhooks. Its secret stays in the Secret under
+// previousSigningSecret until the next rotation replaces it.
 func abandonPublishing(status *keboolav1.KeboolaWebhookStatus) {
 	if status.Rotation != nil && status.Rotation.Phase == keboolav1.RotationPhasePublishing {
 		status.Rotation = nil

@@ -25,8 +25,8 @@ func newRateLimiter(qps float64, burst int) limiter {
 
 // hostLimiter is the state that every client of one stack shares: the token
 // bucket and the pause that a 429 or 503 response with Retry-After requests.
-// Keboola applies its limits per stack, so a client that is told to wait
-// makes the other clients of the stack wait too.
+// Keboola applies its limits per stack, so a Retry-After that one client
+// receives makes the other clients of the stack wait too.
 type hostLimiter struct {
 	limiter limiter
 

@@ -293,7 +293,7 @@ func imageRepository(image string) string {
 }
 
 // allOperatorSettings are chart values that set every operator flag the
-// chart knows.
+// chart supports.
 var allOperatorSettings = map[string]any{
 	"image": map[string]any{"repository": "registry.example.com/keboola-operator", "tag": "v1.2.3"},
 	"controller": map[string]any{
