@@ -87,6 +87,12 @@ const (
 	// further away than the warning window.
 	ReasonTokenNotExpiring = "TokenNotExpiring"
 
+	// ReasonNoWebhookAPI means the stack offers no usable way to register
+	// webhooks: neither the webhooks endpoint of the Storage API nor a
+	// Notification service in its Storage API index, or not the one that
+	// spec.webhookAPI selects.
+	ReasonNoWebhookAPI = "NoWebhookAPI"
+
 	// ReasonWebhooksRemain means a KeboolaProject being deleted waits until
 	// the KeboolaWebhooks that refer to it are gone.
 	ReasonWebhooksRemain = "WebhooksRemain"

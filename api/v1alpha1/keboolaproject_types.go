@@ -73,9 +73,37 @@ type KeboolaProjectSpec struct {
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=256
 	// +kubebuilder:validation:items:MaxLength=128
-	// +kubebuilder:validation:items:Pattern=`^[a-z][a-zA-Z0-9]*\.[a-z][a-zA-Z0-9]*$`
+	// +kubebuilder:validation:items:Pattern=`^([a-z][a-zA-Z0-9]*\.[a-z][a-zA-Z0-9]*|[a-z][a-z0-9]*(-[a-z0-9]+)*)$`
 	AllowedEvents []string `json:"allowedEvents,omitempty"`
+
+	// webhookAPI selects how the operator registers webhooks in this
+	// project. "StorageWebhooks" uses the webhooks endpoint of the Storage
+	// API: one webhook carries all events of a KeboolaWebhook, and Keboola
+	// signs each delivery with the X-Kbc-Signature header.
+	// "NotificationSubscriptions" uses the Notification service: one
+	// subscription per event, and the operator mints the secret and adds it
+	// to the receiver URL as the query parameter kbc_secret, because that
+	// service signs nothing. When absent, the operator detects the backend
+	// when it first verifies the token, and again whenever the stack, the
+	// token or this spec changes: the webhooks endpoint when the stack has
+	// it, otherwise the Notification service when the Storage API index
+	// lists it. status.webhookAPI shows the
+	// result and status.webhookAPIMessage the reason.
+	// +optional
+	WebhookAPI WebhookAPI `json:"webhookAPI,omitempty"`
 }
+
+// WebhookAPI is the way a Keboola stack delivers events to HTTP receivers.
+// +kubebuilder:validation:Enum=StorageWebhooks;NotificationSubscriptions
+type WebhookAPI string
+
+const (
+	// WebhookAPIStorageWebhooks is the webhooks endpoint of the Storage API.
+	WebhookAPIStorageWebhooks WebhookAPI = "StorageWebhooks"
+
+	// WebhookAPINotificationSubscriptions is the Notification service.
+	WebhookAPINotificationSubscriptions WebhookAPI = "NotificationSubscriptions"
+)
 
 // NamespacesFrom is the kind of namespace selection of AllowedNamespaces.
 // +kubebuilder:validation:Enum=Same;All;Selector
@@ -207,6 +235,22 @@ type KeboolaProjectStatus struct {
 	// operator updates it only when a count changes.
 	// +optional
 	Webhooks *WebhookUsage `json:"webhooks,omitempty"`
+
+	// webhookAPI is the backend that KeboolaWebhooks of this project use:
+	// spec.webhookAPI, or the one the operator detected.
+	// +optional
+	WebhookAPI WebhookAPI `json:"webhookAPI,omitempty"`
+
+	// webhookAPIMessage says why webhookAPI was chosen.
+	// +optional
+	WebhookAPIMessage string `json:"webhookAPIMessage,omitempty"`
+
+	// notificationServiceURL is the base URL of the Notification service
+	// that the stack's Storage API index lists. It stays after webhookAPI
+	// moves to StorageWebhooks, so that the subscriptions made before can
+	// be deleted.
+	// +optional
+	NotificationServiceURL string `json:"notificationServiceURL,omitempty"`
 }
 
 // WebhookUsage counts the KeboolaWebhooks that refer to a KeboolaProject.
@@ -233,6 +277,7 @@ type WebhookUsage struct {
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Project",type=integer,JSONPath=`.status.projectID`
 // +kubebuilder:printcolumn:name="Stack",type=string,JSONPath=`.status.stackURL`,priority=1
+// +kubebuilder:printcolumn:name="API",type=string,JSONPath=`.status.webhookAPI`,priority=1
 // +kubebuilder:printcolumn:name="Webhooks",type=integer,JSONPath=`.status.webhooks.count`,priority=1
 // +kubebuilder:printcolumn:name="Namespaces",type=integer,JSONPath=`.status.webhooks.namespaces`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

@@ -119,23 +119,42 @@ type KeboolaWebhookSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self.matches('^(?i)https://') || self.matches('^(?i)http://(localhost|127\\\\.[0-9]{1,3}\\\\.[0-9]{1,3}\\\\.[0-9]{1,3}|\\\\[::1\\\\])([:/?#]|$)')",message="url must use https; plain http is allowed only for localhost, 127.0.0.0/8 and [::1]"
 	URL string `json:"url"`
 
-	// events are the Keboola event types the webhook receives, for example
-	// "storage.jobFailed" or "orchestration.jobSucceeded": 1 to 50 distinct
-	// names of the form "<area>.<event>". The order does not matter.
-	// Keboola rejects unknown event types, and the operator then reports
-	// reason InvalidSpec with Keboola's message.
+	// events are the Keboola event types the webhook receives: 1 to 50
+	// distinct names. The order does not matter. The names depend on the
+	// project's webhook API (status.webhookAPI of the KeboolaProject). The
+	// webhooks endpoint of the Storage API uses names of the form
+	// "<area>.<event>", such as "storage.jobFailed" or
+	// "orchestration.jobSucceeded"; Keboola rejects unknown ones, and the
+	// operator then reports reason InvalidSpec with Keboola's message. The
+	// Notification service uses "job-failed", "job-succeeded",
+	// "job-succeeded-with-warning", "job-processing-long" and the same four
+	// prefixed with "phase-". A name the project's webhook API does not
+	// have is reported with reason InvalidSpec.
 	// +required
 	// +listType=set
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=50
 	// +kubebuilder:validation:items:MaxLength=128
-	// +kubebuilder:validation:items:Pattern=`^[a-z][a-zA-Z0-9]*\.[a-z][a-zA-Z0-9]*$`
+	// +kubebuilder:validation:items:Pattern=`^([a-z][a-zA-Z0-9]*\.[a-z][a-zA-Z0-9]*|[a-z][a-z0-9]*(-[a-z0-9]+)*)$`
 	Events []string `json:"events"`
+
+	// filters narrow the events delivered through the Notification service,
+	// for example to one component: each filter compares an event field such
+	// as "job.component.id", "job.configuration.id", "branch.id", "phase.id"
+	// or "durationOvertimePercentage" with a value. Every filter applies to
+	// every event of spec.events. The webhooks endpoint of the Storage API
+	// has no filters: a KeboolaWebhook with filters in a project that uses it
+	// reports reason InvalidSpec. At most 16 entries.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	Filters []EventFilter `json:"filters,omitempty"`
 
 	// name is the name of the webhook at Keboola: 1 to 255 bytes of UTF-8
 	// without control characters. When absent, the operator uses
 	// "<namespace>/<name>" of this KeboolaWebhook, cut to 255 bytes, and shows
-	// it in status.name.
+	// it in status.name. The Notification service has no names, so a
+	// project that uses it ignores this field.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=255
@@ -194,6 +213,30 @@ type KeboolaWebhookSpec struct {
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=16
 	RolloutTargets []RolloutTarget `json:"rolloutTargets,omitempty"`
+}
+
+// FilterOperator compares the field of an event filter with its value.
+// +kubebuilder:validation:Enum="==";"!=";"<";">";"<=";">="
+type FilterOperator string
+
+// EventFilter selects events whose field compares to a value.
+type EventFilter struct {
+	// field is the event field, such as "job.component.id".
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z][a-zA-Z0-9_.-]*$`
+	Field string `json:"field"`
+
+	// value is compared with the field.
+	// +required
+	// +kubebuilder:validation:MaxLength=256
+	Value string `json:"value"`
+
+	// operator is one of "==", "!=", "<", ">", "<=" and ">=". When absent,
+	// "==" applies.
+	// +optional
+	Operator FilterOperator `json:"operator,omitempty"`
 }
 
 // RolloutTarget names a workload in the namespace of the KeboolaWebhook.
@@ -307,6 +350,17 @@ type PendingCreate struct {
 	RotationToken string `json:"rotationToken,omitempty"`
 }
 
+// SubscriptionStatus is one subscription of the Notification service.
+type SubscriptionStatus struct {
+	// event is the event type of the subscription.
+	// +required
+	Event string `json:"event"`
+
+	// id is the id of the subscription.
+	// +required
+	ID string `json:"id"`
+}
+
 // KeboolaWebhookStatus is the observed state of a KeboolaWebhook.
 type KeboolaWebhookStatus struct {
 	// conditions describe the state of the webhook: Ready, Reconciling and
@@ -377,6 +431,26 @@ type KeboolaWebhookStatus struct {
 	// +optional
 	Rotation *RotationStatus `json:"rotation,omitempty"`
 
+	// webhookAPI is the webhook API of the project when the operator last
+	// created or checked the webhook: "StorageWebhooks" for webhookID, or
+	// "NotificationSubscriptions" for subscriptions.
+	// +optional
+	WebhookAPI WebhookAPI `json:"webhookAPI,omitempty"`
+
+	// subscriptions are the Notification service subscriptions of this
+	// KeboolaWebhook, one per event, while the project uses that service.
+	// +optional
+	// +listType=map
+	// +listMapKey=event
+	Subscriptions []SubscriptionStatus `json:"subscriptions,omitempty"`
+
+	// retiredSubscriptionIDs are subscriptions that newer ones replaced and
+	// that the operator still has to delete. During a rotation they keep
+	// delivering until status.rotation.overlapUntil.
+	// +optional
+	// +listType=set
+	RetiredSubscriptionIDs []string `json:"retiredSubscriptionIDs,omitempty"`
+
 	// rolloutFingerprint is the secretFingerprint that spec.rolloutTargets
 	// were last restarted for. The operator restarts the targets when
 	// secretFingerprint differs from it. It records the fingerprint also
@@ -392,6 +466,7 @@ type KeboolaWebhookStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Webhook",type=string,JSONPath=`.status.webhookID`
+// +kubebuilder:printcolumn:name="API",type=string,JSONPath=`.status.webhookAPI`,priority=1
 // +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.spec.url`
 // +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.status.secretName`,priority=1
 // +kubebuilder:printcolumn:name="Rotation",type=string,JSONPath=`.status.rotation.phase`,priority=1

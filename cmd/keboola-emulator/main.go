@@ -1,13 +1,16 @@
 // Command keboola-emulator runs the Keboola Storage API emulator on a
 // loopback port, for the local demo and for tests that run the operator as a
-// separate process. It serves the Storage API under /v2/storage/ and the
-// admin API under /_emulator/, which adds projects and tokens, fires events
-// and injects faults.
+// separate process. It serves the Storage API under /v2/storage, the
+// Notification service under /notification and the admin API under
+// /_emulator/, which adds projects and tokens, fires events and injects
+// faults. --webhook-api selects whether the webhooks endpoint, the
+// Notification service or both are served.
 //
 // Usage:
 //
 //	keboola-emulator --token-file=demo-token.txt
 //	curl -H "X-StorageApi-Token: $(cat demo-token.txt)" http://127.0.0.1:8765/v2/storage/tokens/verify
+//	keboola-emulator --token-file=demo-token.txt --webhook-api=notification
 package main
 
 import (
@@ -45,6 +48,7 @@ type config struct {
 	latency           time.Duration
 	maxConcurrent     int
 	debug             bool
+	backends          emulator.Backends
 }
 
 // errUsage reports invalid flags, which the flag package has already
@@ -81,6 +85,7 @@ func run(args []string) error {
 	}
 
 	server := emulator.New(emulator.Options{
+		Backends:                cfg.backends,
 		AllowHTTPLoopback:       cfg.allowHTTPLoopback,
 		NormalizeWebhooks:       cfg.normalize,
 		DeliveryTimeout:         cfg.deliveryTimeout,
@@ -105,7 +110,7 @@ func run(args []string) error {
 		return err
 	}
 	logger.Info("Listening", "url", server.URL(), "projectId", cfg.projectID, "projectName", cfg.projectName,
-		"allowHTTPLoopback", cfg.allowHTTPLoopback, "normalize", cfg.normalize,
+		"webhookApi", cfg.backends.String(), "allowHTTPLoopback", cfg.allowHTTPLoopback, "normalize", cfg.normalize,
 		"latency", cfg.latency, "maxConcurrentPerProject", cfg.maxConcurrent)
 	if token != "" {
 		logger.Info("Added the demo token", "tokenId", cfg.tokenID, "projectId", cfg.projectID)
@@ -147,7 +152,11 @@ func parseFlags(args []string) (config, error) {
 	flags.DurationVar(&cfg.latency, "latency", 0, "`delay` added to every Storage API request")
 	flags.IntVar(&cfg.maxConcurrent, "max-concurrent-per-project", 0,
 		"`number` of Storage API requests of one project handled at once; further requests wait in line. 0 means no limit")
-	flags.BoolVar(&cfg.debug, "debug", false, "log every Storage API request")
+	flags.BoolVar(&cfg.debug, "debug", false, "log every request to the Storage API and the Notification service")
+	flags.TextVar(&cfg.backends, "webhook-api", emulator.BackendsBoth,
+		"`backends` that let clients subscribe receivers to events: webhooks (only the Storage API endpoint /v2/storage/webhooks), "+
+			"notification (only the Notification service under /notification, listed in the Storage API index /v2/storage; "+
+			"webhooks requests get 404) or both")
 
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/keboola/keboola-operator/internal/emulator"
 )
 
 func TestParseFlagsDefaults(t *testing.T) {
@@ -22,6 +24,26 @@ func TestParseFlagsDefaults(t *testing.T) {
 	}
 	if cfg.deliveryBackoff != time.Second || cfg.deliveryRetries != 3 || cfg.deliveryTimeout != 30*time.Second {
 		t.Errorf("delivery settings = %s, %d, %s", cfg.deliveryBackoff, cfg.deliveryRetries, cfg.deliveryTimeout)
+	}
+	if cfg.backends != emulator.BackendsBoth {
+		t.Errorf("backends = %s, expected both", cfg.backends)
+	}
+}
+
+func TestParseFlagsWebhookAPI(t *testing.T) {
+	cases := map[string]emulator.Backends{
+		"webhooks":     emulator.BackendsWebhooks,
+		"notification": emulator.BackendsNotification,
+		"both":         emulator.BackendsBoth,
+	}
+	for value, expected := range cases {
+		cfg, err := parseFlags([]string{"--webhook-api=" + value})
+		if err != nil {
+			t.Fatalf("parseFlags(--webhook-api=%s) failed: %v", value, err)
+		}
+		if cfg.backends != expected {
+			t.Errorf("--webhook-api=%s gave backends %s, expected %s", value, cfg.backends, expected)
+		}
 	}
 }
 
@@ -45,6 +67,8 @@ func TestParseFlagsErrors(t *testing.T) {
 		"positional argument":  {"extra"},
 		"negative limit":       {"--max-concurrent-per-project=-1"},
 		"negative latency":     {"--latency=-1s"},
+		"unknown webhook API":  {"--webhook-api=storage"},
+		"empty webhook API":    {"--webhook-api="},
 	}
 	for name, args := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -1,8 +1,16 @@
 // Command webhook-receiver is a reference receiver of Keboola webhook
-// deliveries. It verifies the X-Kbc-Signature header of each delivery with
-// the signing secrets that the keboola-operator writes into a Secret, skips
-// repeated deliveries of an event, and logs one line per delivery. It never
-// logs a secret or a signature.
+// deliveries. It verifies each delivery with the secrets that the
+// keboola-operator writes into a Secret, skips repeated deliveries of an
+// event, and logs one line per delivery. It never logs a secret, a
+// signature or the request URL.
+//
+// It accepts the deliveries of both Keboola backends without a setting:
+// those of the Storage API's webhooks endpoint by their X-Kbc-Signature
+// header, and those of the Notification service by the query parameter
+// kbc_secret in the URL that the operator registers. When the header is
+// present it decides, and otherwise the parameter does. The parameter
+// must appear once. Register --path as the URL's path, because the
+// receiver matches only the path.
 //
 // In a cluster, mount the whole Secret as a volume and pass its directory.
 // The receiver then accepts both the current secret (key signingSecret) and,
@@ -18,8 +26,10 @@
 //
 // Responses to deliveries:
 //
-//   - 200 for a valid signature, also for a repeated delivery of an event;
-//   - 401 for a missing or wrong signature;
+//   - 200 for a valid signature or URL secret, also for a repeated delivery
+//     of an event;
+//   - 401 for a missing or wrong signature or URL secret, and for a
+//     repeated or empty kbc_secret parameter;
 //   - 413 for a body over 1 MiB;
 //   - 400 for a verified body that is not a delivery;
 //   - 503 while no secret is available.
@@ -102,11 +112,7 @@ func run(args []string) error {
 		logger.Warn("Signing secret not available yet; deliveries get 503 until it is", "source", source, "error", err)
 	}
 
-	mux := http.NewServeMux()
-	mux.Handle("POST "+cfg.path, newReceiver(secrets, logger))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = io.WriteString(w, "ok\n")
-	})
+	mux := newMux(cfg.path, newReceiver(secrets, logger))
 
 	listener, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
@@ -148,9 +154,9 @@ func parseFlags(args []string) (config, error) {
 	var cfg config
 	flags := flag.NewFlagSet("webhook-receiver", flag.ContinueOnError)
 	flags.StringVar(&cfg.listen, "listen", "127.0.0.1:8766", "`address` to listen on, such as :8766 for every interface")
-	flags.StringVar(&cfg.path, "path", "/webhook", "URL `path` that receives deliveries")
+	flags.StringVar(&cfg.path, "path", "/webhook", "URL `path` that receives deliveries, without the query string that carries kbc_secret")
 	flags.StringVar(&cfg.secretFile, "secret-file", "/etc/keboola-webhook/signingSecret",
-		"`file` containing the webhook's signing secret, read again whenever it is replaced; leading and trailing white space is ignored. Ignored when --secret-dir is set")
+		"`file` containing the webhook's signing secret, which verifies both the X-Kbc-Signature header and the kbc_secret query parameter; read again whenever it is replaced; leading and trailing white space is ignored. Ignored when --secret-dir is set")
 	flags.StringVar(&cfg.secretDir, "secret-dir", "",
 		"`directory` in which the webhook's Secret is mounted as a volume; the receiver accepts the secrets in its files signingSecret and, during a rotation, previousSigningSecret, and follows the kubelet's updates")
 	flags.BoolVar(&cfg.showVersion, "version", false, "print the version and exit")
@@ -187,6 +193,17 @@ func (cfg config) secretSource() (webhook.SecretSource, string) {
 	return webhook.NewSecretFile(cfg.secretFile), "file " + cfg.secretFile
 }
 
+// newMux routes POST requests to path, whatever their query string, to
+// receiver, and serves GET /healthz.
+func newMux(path string, receiver http.Handler) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("POST "+path, receiver)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	return mux
+}
+
 // newReceiver returns the handler of deliveries: the webhook package's
 // Middleware and Deduplicator around a handler that logs each event.
 func newReceiver(secrets webhook.SecretSource, logger *slog.Logger) http.Handler {
@@ -207,12 +224,12 @@ func newReceiver(secrets webhook.SecretSource, logger *slog.Logger) http.Handler
 	return verify.Wrap(dedupe.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d, _ := webhook.DeliveryFromContext(r.Context())
 		logger.Info("Delivery verified", "event", d.Event.Event, "dataId", string(d.Event.Data.ID),
-			"status", d.Event.Data.Status, "secret", secretName(d.SecretIndex), "bytes", len(d.Body))
+			"status", d.Event.Data.Status, "secret", secretName(d.SecretIndex), "proof", string(d.Proof), "bytes", len(d.Body))
 		w.WriteHeader(http.StatusOK)
 	})))
 }
 
-// secretName names the secret that signed a delivery, for the log.
+// secretName names the secret that a delivery's proof matched, for the log.
 func secretName(index int) string {
 	if index == 0 {
 		return "current"

@@ -66,7 +66,49 @@ func (r *KeboolaProjectReconciler) checkToken(ctx context.Context, project *kebo
 	log.V(1).Info("Verified token", "tokenFingerprint", check.fingerprint,
 		"tokenID", info.ID, "projectID", info.Owner.ID)
 	check.info = info
+
+	// A token that cannot be used gets its own verdict, which a failed
+	// detection would hide.
+	usable := factsReadiness(project, factsFromResponse(info), now).state != stateStalled
+	if usable && needsWebhookAPIDetection(project, check) {
+		check.detection, check.err = selectWebhookAPI(ctx, project.Spec.WebhookAPI, api)
+		if check.err != nil {
+			log.V(1).Info("Webhook API detection failed", "error", check.err.Error())
+		} else {
+			log.V(1).Info("Selected webhook API", "webhookAPI", check.detection.API)
+		}
+	}
 	return check, nil
+}
+
+// needsWebhookAPIDetection reports whether the webhook API recorded in the
+// status of project may no longer apply: none is recorded, or the spec, the
+// stack or the token changed since.
+func needsWebhookAPIDetection(project *keboolav1.KeboolaProject, check tokenCheck) bool {
+	status := &project.Status
+	return status.WebhookAPI == "" ||
+		status.ObservedGeneration != project.Generation ||
+		status.TokenFingerprint != check.fingerprint ||
+		status.StackURL != check.stackURL ||
+		(status.WebhookAPI == keboolav1.WebhookAPINotificationSubscriptions && status.NotificationServiceURL == "")
+}
+
+// selectWebhookAPI returns the webhook API that spec selects, or the one
+// the stack offers when spec is empty. The Notification service is always
+// located through the stack's Storage API index.
+func selectWebhookAPI(ctx context.Context, spec keboolav1.WebhookAPI, api keboola.API) (*keboola.Detection, error) {
+	const configured = "Set in spec.webhookAPI."
+	switch spec {
+	case keboolav1.WebhookAPIStorageWebhooks:
+		return &keboola.Detection{API: keboola.WebhookAPIStorage, Reason: configured}, nil
+	case keboolav1.WebhookAPINotificationSubscriptions:
+		serviceURL, err := api.NotificationServiceURL(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return &keboola.Detection{API: keboola.WebhookAPINotification, NotificationURL: serviceURL, Reason: configured}, nil
+	}
+	return api.DetectWebhookAPI(ctx)
 }
 
 // recordStatus records check in the status of project, sets its conditions
@@ -77,6 +119,7 @@ func (r *KeboolaProjectReconciler) recordStatus(project *keboolav1.KeboolaProjec
 
 	verdict := tokenReadiness(project, check, now)
 	recordTokenCheck(status, check, verdict, wasReady, now)
+	recordWebhookAPI(status, check)
 	status.ObservedGeneration = project.Generation
 	setReadiness(&status.Conditions, project.Generation, verdict)
 	setTokenExpiryCondition(status, project.Generation, now, r.Options.TokenExpiryWarning)

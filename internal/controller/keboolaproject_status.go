@@ -38,6 +38,10 @@ type tokenCheck struct {
 	// called or the call failed.
 	info *keboola.TokenInfo
 
+	// detection is the webhook API chosen in this pass, and nil when the
+	// recorded one still applies or the token could not be verified.
+	detection *keboola.Detection
+
 	// err is the reason the pass has no response from the Storage API. It
 	// is an invalid stack URL, a Secret that cannot provide a token, a
 	// token that the client rejects, or a failed request.
@@ -202,6 +206,16 @@ func checkErrorReadiness(project *keboolav1.KeboolaProject, check tokenCheck) re
 	case errors.Is(err, errTokenKeyMissing):
 		return stalled(keboolav1.ReasonSecretKeyMissing, err.Error())
 
+	case errors.Is(err, keboola.ErrNoWebhookAPI):
+		return stalled(keboolav1.ReasonNoWebhookAPI, fmt.Sprintf(
+			"The stack at %s has no webhooks endpoint, and its Storage API index lists no Notification service, so webhooks cannot be registered. "+
+				"Check spec.stackURL, or remove spec.webhookAPI to let the operator detect what the stack offers.", check.stackURL))
+
+	case errors.Is(err, keboola.ErrUntrustedServiceURL):
+		return stalled(keboolav1.ReasonNoWebhookAPI, fmt.Sprintf(
+			"The Storage API index of the stack at %s lists a Notification service outside the stack's domain, or without https, so the operator does not send the token there. "+
+				"Check spec.stackURL.", check.stackURL))
+
 	case errors.Is(err, keboola.ErrInvalidToken):
 		// The client's reason names a length or a character class, never
 		// the token.
@@ -307,6 +321,21 @@ func recordTokenCheck(status *keboolav1.KeboolaProjectStatus, check tokenCheck, 
 			clearTokenDetails(status)
 			status.TokenFingerprint = check.fingerprint
 		}
+	}
+}
+
+// recordWebhookAPI records the webhook API that check chose, if any.
+func recordWebhookAPI(status *keboolav1.KeboolaProjectStatus, check tokenCheck) {
+	d := check.detection
+	if d == nil || check.err != nil {
+		return
+	}
+	status.WebhookAPI = keboolav1.WebhookAPI(d.API)
+	status.WebhookAPIMessage = d.Reason
+	// A URL found before stays after a move to the webhooks endpoint, so
+	// that the subscriptions made before can still be deleted.
+	if d.NotificationURL != "" {
+		status.NotificationServiceURL = d.NotificationURL
 	}
 }
 

@@ -43,6 +43,7 @@ type KeboolaWebhookReconciler struct {
 
 	observerOnce sync.Once
 	observer     *webhookObserver
+	subscribers  *subscriptionObserver
 }
 
 // +kubebuilder:rbac:groups=keboola.dev,resources=keboolawebhooks,verbs=get;list;watch;update
@@ -102,25 +103,21 @@ func (r *KeboolaWebhookReconciler) reconcile(ctx context.Context, req ctrl.Reque
 		return r.finish(ctx, p, keepStalledOutcome(wh))
 	}
 
+	if o := checkWebhookAPISpec(p); o != nil {
+		return r.finish(ctx, p, *o)
+	}
+
 	if o := r.claimSecret(ctx, p); o != nil {
 		return r.finish(ctx, p, *o)
 	}
 
-	if wh.Status.PendingCreate != nil {
-		if o := r.recoverCreates(ctx, p); o != nil {
+	synced := rotationAwareSyncedReadiness
+	if usesSubscriptions(p) {
+		synced = subscriptionsSyncedReadiness
+		if o := r.ensureSubscriptions(ctx, p); o != nil {
 			return r.finish(ctx, p, *o)
 		}
-	}
-
-	if o := r.ensureWebhook(ctx, p); o != nil {
-		return r.finish(ctx, p, *o)
-	}
-
-	if o := r.deleteRetiredWebhooks(ctx, p); o != nil {
-		return r.finish(ctx, p, *o)
-	}
-
-	if o := r.retireRotation(ctx, p); o != nil {
+	} else if o := r.reconcileStorageWebhook(ctx, p); o != nil {
 		return r.finish(ctx, p, *o)
 	}
 
@@ -129,9 +126,32 @@ func (r *KeboolaWebhookReconciler) reconcile(ctx context.Context, req ctrl.Reque
 	}
 
 	return r.finish(ctx, p, outcome{
-		readiness: rotationAwareSyncedReadiness(&wh.Status),
+		readiness: synced(&wh.Status),
 		result:    nextPassResult(&wh.Status, r.Options.ResyncPeriod, time.Now()),
 	})
+}
+
+// reconcileStorageWebhook runs the steps for a project that uses the
+// webhooks endpoint of the Storage API: recover an interrupted create, make
+// the webhook match the spec, delete the webhooks it replaced, and end a
+// rotation whose grace period is over.
+func (r *KeboolaWebhookReconciler) reconcileStorageWebhook(ctx context.Context, p *webhookPass) *outcome {
+	if p.wh.Status.PendingCreate != nil {
+		if o := r.recoverCreates(ctx, p); o != nil {
+			return o
+		}
+	}
+	if o := r.ensureWebhook(ctx, p); o != nil {
+		return o
+	}
+	p.wh.Status.WebhookAPI = keboolav1.WebhookAPIStorageWebhooks
+	if o := r.deleteReplacedSubscriptions(ctx, p); o != nil {
+		return o
+	}
+	if o := r.deleteRetiredWebhooks(ctx, p); o != nil {
+		return o
+	}
+	return r.retireRotation(ctx, p)
 }
 
 // SetupWithManager registers the reconciler with mgr. KeboolaWebhooks are
@@ -165,13 +185,25 @@ func (r *KeboolaWebhookReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-// webhookObserver returns the shared list cache of the reconciler. A list is
-// reused for one resync period.
+// webhookObserver returns the shared webhook list cache of the reconciler.
+// A list is reused for one resync period.
 func (r *KeboolaWebhookReconciler) webhookObserver() *webhookObserver {
-	r.observerOnce.Do(func() {
-		r.observer = newWebhookObserver(r.Options.ResyncPeriod)
-	})
+	r.initObservers()
 	return r.observer
+}
+
+// subscriptionObserver returns the shared subscription list cache of the
+// reconciler. A list is reused for one resync period.
+func (r *KeboolaWebhookReconciler) subscriptionObserver() *subscriptionObserver {
+	r.initObservers()
+	return r.subscribers
+}
+
+func (r *KeboolaWebhookReconciler) initObservers() {
+	r.observerOnce.Do(func() {
+		r.observer = newListObserver[keboola.Webhook](r.Options.ResyncPeriod)
+		r.subscribers = newListObserver[keboola.Subscription](r.Options.ResyncPeriod)
+	})
 }
 
 // webhookPass is the state of one reconcile of one KeboolaWebhook.
@@ -187,9 +219,10 @@ type webhookPass struct {
 
 	// project and key are set once the project is resolved, api on first
 	// use.
-	project *keboolav1.KeboolaProject
-	key     projectKey
-	api     keboola.API
+	project       *keboolav1.KeboolaProject
+	key           projectKey
+	api           keboola.API
+	notifications keboola.NotificationAPI
 
 	// secret is the claimed Secret. Its resourceVersion predates every
 	// create of the pass, so that writing the signing secret fails with a
@@ -399,6 +432,8 @@ func projectChangedPredicate() predicate.Predicate {
 				oldProject.Status.ProjectID != newProject.Status.ProjectID ||
 				oldProject.Status.StackURL != newProject.Status.StackURL ||
 				oldProject.Status.TokenFingerprint != newProject.Status.TokenFingerprint ||
+				oldProject.Status.WebhookAPI != newProject.Status.WebhookAPI ||
+				oldProject.Status.NotificationServiceURL != newProject.Status.NotificationServiceURL ||
 				oldProject.DeletionTimestamp.IsZero() != newProject.DeletionTimestamp.IsZero() ||
 				oldProject.Generation != newProject.Generation
 		},

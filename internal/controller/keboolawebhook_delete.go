@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -30,35 +31,82 @@ func (r *KeboolaWebhookReconciler) reconcileDelete(ctx context.Context, p *webho
 		return ctrl.Result{}, nil
 	}
 	known := knownWebhookIDs(&wh.Status)
+	knownSubscriptions := knownSubscriptionIDs(&wh.Status)
+	// A subscription whose create was interrupted is found only through
+	// the secret in its URL, so the list is read whenever subscriptions
+	// may exist.
+	mayHaveSubscriptions := len(knownSubscriptions) > 0 ||
+		wh.Status.WebhookAPI == keboolav1.WebhookAPINotificationSubscriptions
+	mayHaveWebhooks := len(known) > 0 || wh.Status.PendingCreate != nil
+	everything := slices.Concat(known, knownSubscriptions)
 
 	if wh.Spec.DeletionPolicy == keboolav1.DeletionPolicyOrphan {
-		if len(known) > 0 {
+		if len(everything) > 0 {
 			r.Recorder.Eventf(wh, nil, corev1.EventTypeNormal, eventReasonOrphaned, "Delete",
-				"Left %s at Keboola because spec.deletionPolicy is Orphan", describeWebhooks(known))
+				"Left %s at Keboola because spec.deletionPolicy is Orphan", describeRemote(known, wh.Status.Subscriptions, wh.Status.RetiredSubscriptionIDs))
 		}
 		return ctrl.Result{}, r.removeFinalizer(ctx, wh)
 	}
-	if len(known) == 0 && wh.Status.PendingCreate == nil {
+	if !mayHaveWebhooks && !mayHaveSubscriptions {
 		return ctrl.Result{}, r.removeFinalizer(ctx, wh)
 	}
 	if isPaused(wh) {
-		return r.finish(ctx, p, outcome{readiness: pausedDeletionReadiness(known)})
+		return r.finish(ctx, p, outcome{readiness: pausedDeletionReadiness(everything)})
 	}
 
-	api, o := r.deletionAPI(ctx, p, known)
+	api, o := r.deletionAPI(ctx, p, everything)
 	if o != nil {
 		return r.finish(ctx, p, *o)
 	}
 
-	deleted, o := r.deleteAllWebhooks(ctx, p, api, known)
-	if o != nil {
-		return r.finish(ctx, p, *o)
+	var deleted, deletedSubscriptions []string
+	if mayHaveWebhooks {
+		if deleted, o = r.deleteAllWebhooks(ctx, p, api, known); o != nil {
+			return r.finish(ctx, p, *o)
+		}
 	}
-	if len(deleted) > 0 {
+	if mayHaveSubscriptions {
+		if deletedSubscriptions, o = r.deleteAllSubscriptions(ctx, p, knownSubscriptions); o != nil {
+			return r.finish(ctx, p, *o)
+		}
+	}
+	if len(deleted) > 0 || len(deletedSubscriptions) > 0 {
 		r.Recorder.Eventf(wh, nil, corev1.EventTypeNormal, eventReasonDeleted, "Delete",
-			"Deleted %s at Keboola", describeWebhooks(deleted))
+			"Deleted %s at Keboola", describeDeleted(deleted, deletedSubscriptions))
 	}
 	return ctrl.Result{}, r.removeFinalizer(ctx, wh)
+}
+
+// describeRemote names the webhooks and subscriptions of a KeboolaWebhook
+// for an Event.
+func describeRemote(webhookIDs []string, subscriptions []keboolav1.SubscriptionStatus, retiredSubscriptions []string) string {
+	var parts []string
+	if len(webhookIDs) > 0 {
+		parts = append(parts, describeWebhooks(webhookIDs))
+	}
+	if len(subscriptions) > 0 {
+		parts = append(parts, "Notification service "+describeSubscriptions(subscriptions))
+	}
+	if len(retiredSubscriptions) > 0 {
+		parts = append(parts, fmt.Sprintf("%d replaced Notification service subscriptions", len(retiredSubscriptions)))
+	}
+	return strings.Join(parts, " and ")
+}
+
+// describeDeleted names deleted webhooks and subscriptions for an Event.
+func describeDeleted(webhookIDs, subscriptionIDs []string) string {
+	var parts []string
+	if len(webhookIDs) > 0 {
+		parts = append(parts, describeWebhooks(webhookIDs))
+	}
+	switch len(subscriptionIDs) {
+	case 0:
+	case 1:
+		parts = append(parts, fmt.Sprintf("Notification service subscription %q", subscriptionIDs[0]))
+	default:
+		parts = append(parts, "Notification service subscriptions "+quoteAll(subscriptionIDs))
+	}
+	return strings.Join(parts, " and ")
 }
 
 // knownWebhookIDs returns the current and the retired webhook ids of status.

@@ -186,7 +186,7 @@ func (r *KeboolaWebhookReconciler) syncWebhook(ctx context.Context, p *webhookPa
 			return o
 		}
 		var err error
-		if webhooks, _, err = r.webhookObserver().list(ctx, p.key, api); err != nil {
+		if webhooks, _, err = r.webhookObserver().list(ctx, p.key, api.ListWebhooks); err != nil {
 			return apiOutcome("list the webhooks of the project", err)
 		}
 	}
@@ -379,6 +379,10 @@ const (
 	// createStepSecretStored is after the Secret write and before the
 	// status update that commits the webhook.
 	createStepSecretStored createStep = "SecretStored"
+	// createStepSubscriptionCreated is after the create request of a
+	// Notification service subscription succeeded and before the status
+	// update that records its id.
+	createStepSubscriptionCreated createStep = "SubscriptionCreated"
 )
 
 // createStepHookFunc is called at each createStep. A non-nil error ends the

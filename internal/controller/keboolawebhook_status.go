@@ -164,7 +164,8 @@ func readyReason(conditions []metav1.Condition) string {
 func stalledOnInvalidSpec(conditions []metav1.Condition, generation int64) bool {
 	c := meta.FindStatusCondition(conditions, keboolav1.ConditionStalled)
 	return c != nil && c.Status == metav1.ConditionTrue && c.Reason == keboolav1.ReasonInvalidSpec &&
-		c.ObservedGeneration == generation && !strings.HasPrefix(c.Message, eventsNotAllowedPrefix)
+		c.ObservedGeneration == generation && !strings.HasPrefix(c.Message, eventsNotAllowedPrefix) &&
+		!strings.HasPrefix(c.Message, webhookAPISpecPrefix)
 }
 
 // deletionBlockedReadiness is the readiness of a KeboolaWebhook whose

@@ -16,30 +16,36 @@ type projectKey struct {
 	projectID int64
 }
 
-// webhookObserver shares the webhook lists of Keboola projects among the
-// KeboolaWebhooks of each project, so that a periodic resync of many
-// webhooks costs one list request per project and resync period instead of
-// one request per webhook.
+// listObserver shares the lists of a project's webhooks, or of its
+// Notification service subscriptions, among the KeboolaWebhooks of each
+// project, so that a periodic resync of many webhooks costs one list request
+// per project and resync period instead of one request per webhook.
 //
 // A list is reused while it is younger than maxAge. Concurrent callers for
 // one project wait for a single request. Errors are not cached. A caller
 // that changes a project's webhooks calls invalidate afterwards, so that no
 // later caller gets a list that predates the change.
-type webhookObserver struct {
+type listObserver[T any] struct {
 	maxAge time.Duration
 	now    func() time.Time
 
 	mu      sync.Mutex
-	entries map[projectKey]*observation
+	entries map[projectKey]*observation[T]
 }
 
-// observation is one list of a project's webhooks, or the request that
-// fetches it.
-type observation struct {
+// webhookObserver is the listObserver of Storage API webhooks.
+type webhookObserver = listObserver[keboola.Webhook]
+
+// subscriptionObserver is the listObserver of Notification service
+// subscriptions.
+type subscriptionObserver = listObserver[keboola.Subscription]
+
+// observation is one list of a project, or the request that fetches it.
+type observation[T any] struct {
 	// done is closed when the request has finished and the fields below
 	// are set.
 	done      chan struct{}
-	webhooks  []keboola.Webhook
+	items     []T
 	fetchedAt time.Time
 	err       error
 	// stale is set by invalidate while the request is in flight, so that
@@ -47,36 +53,36 @@ type observation struct {
 	stale bool
 }
 
-// newWebhookObserver returns an observer that reuses a list for maxAge.
-func newWebhookObserver(maxAge time.Duration) *webhookObserver {
-	return &webhookObserver{
+// newListObserver returns an observer that reuses a list for maxAge.
+func newListObserver[T any](maxAge time.Duration) *listObserver[T] {
+	return &listObserver[T]{
 		maxAge:  maxAge,
 		now:     time.Now,
-		entries: make(map[projectKey]*observation),
+		entries: make(map[projectKey]*observation[T]),
 	}
 }
 
-// list returns the webhooks of the project key, with the time they were
-// fetched. It sends a request through api only when no list younger than
-// maxAge is cached and no request for the project is in flight.
-func (o *webhookObserver) list(ctx context.Context, key projectKey, api keboola.API) ([]keboola.Webhook, time.Time, error) {
+// list returns the list of the project key, with the time it was fetched.
+// It calls fetch only when no list younger than maxAge is cached and no
+// request for the project is in flight.
+func (o *listObserver[T]) list(ctx context.Context, key projectKey, fetch func(context.Context) ([]T, error)) ([]T, time.Time, error) {
 	o.mu.Lock()
 	entry, ok := o.entries[key]
 	if ok && o.isFresh(entry) {
 		o.mu.Unlock()
 		return o.wait(ctx, entry)
 	}
-	entry = &observation{done: make(chan struct{})}
+	entry = &observation[T]{done: make(chan struct{})}
 	o.entries[key] = entry
 	o.mu.Unlock()
 
 	// The request runs with the context of the caller that started it. A
 	// caller that waits and gets its context's error retries on its next
 	// reconcile.
-	webhooks, err := api.ListWebhooks(ctx)
+	items, err := fetch(ctx)
 
 	o.mu.Lock()
-	entry.webhooks = webhooks
+	entry.items = items
 	entry.fetchedAt = o.now()
 	entry.err = err
 	if (err != nil || entry.stale) && o.entries[key] == entry {
@@ -85,12 +91,12 @@ func (o *webhookObserver) list(ctx context.Context, key projectKey, api keboola.
 	close(entry.done)
 	o.mu.Unlock()
 
-	return slices.Clone(webhooks), entry.fetchedAt, err
+	return slices.Clone(items), entry.fetchedAt, err
 }
 
-// cached returns the webhooks of the project key when a list younger than
-// maxAge is at hand, without sending a request or waiting for one.
-func (o *webhookObserver) cached(key projectKey) ([]keboola.Webhook, bool) {
+// cached returns the list of the project key when one younger than maxAge
+// is at hand, without sending a request or waiting for one.
+func (o *listObserver[T]) cached(key projectKey) ([]T, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	entry, ok := o.entries[key]
@@ -105,12 +111,12 @@ func (o *webhookObserver) cached(key projectKey) ([]keboola.Webhook, bool) {
 	if entry.err != nil || o.now().Sub(entry.fetchedAt) >= o.maxAge {
 		return nil, false
 	}
-	return slices.Clone(entry.webhooks), true
+	return slices.Clone(entry.items), true
 }
 
 // isFresh reports whether entry is in flight or younger than maxAge. The
 // caller holds o.mu.
-func (o *webhookObserver) isFresh(entry *observation) bool {
+func (o *listObserver[T]) isFresh(entry *observation[T]) bool {
 	select {
 	case <-entry.done:
 		return o.now().Sub(entry.fetchedAt) < o.maxAge
@@ -120,10 +126,10 @@ func (o *webhookObserver) isFresh(entry *observation) bool {
 }
 
 // wait returns the result of entry once its request has finished.
-func (o *webhookObserver) wait(ctx context.Context, entry *observation) ([]keboola.Webhook, time.Time, error) {
+func (o *listObserver[T]) wait(ctx context.Context, entry *observation[T]) ([]T, time.Time, error) {
 	select {
 	case <-entry.done:
-		return slices.Clone(entry.webhooks), entry.fetchedAt, entry.err
+		return slices.Clone(entry.items), entry.fetchedAt, entry.err
 	case <-ctx.Done():
 		return nil, time.Time{}, ctx.Err()
 	}
@@ -132,7 +138,7 @@ func (o *webhookObserver) wait(ctx context.Context, entry *observation) ([]keboo
 // invalidate drops the cached list of the project key. A request in flight
 // still returns its result to the callers waiting for it, but the result is
 // not kept.
-func (o *webhookObserver) invalidate(key projectKey) {
+func (o *listObserver[T]) invalidate(key projectKey) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if entry, ok := o.entries[key]; ok {

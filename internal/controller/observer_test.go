@@ -54,7 +54,7 @@ func (c *fakeClock) advance(d time.Duration) {
 func newTestObserver() (*webhookObserver, *fakeClock) {
 	const maxAge = time.Minute
 	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	o := newWebhookObserver(maxAge)
+	o := newListObserver[keboola.Webhook](maxAge)
 	o.now = clock.now
 	return o, clock
 }
@@ -69,12 +69,12 @@ func TestObserverReusesListWithinMaxAge(t *testing.T) {
 	api := &listingAPI{webhooks: []keboola.Webhook{{ID: "1", Name: "a"}}}
 	ctx := context.Background()
 
-	first, fetchedAt, err := o.list(ctx, observerKeyA, api)
+	first, fetchedAt, err := o.list(ctx, observerKeyA, api.ListWebhooks)
 	if err != nil || len(first) != 1 {
 		t.Fatalf("first list = %v, %v; want one webhook", first, err)
 	}
 	clock.advance(59 * time.Second)
-	second, secondFetchedAt, err := o.list(ctx, observerKeyA, api)
+	second, secondFetchedAt, err := o.list(ctx, observerKeyA, api.ListWebhooks)
 	if err != nil || len(second) != 1 {
 		t.Fatalf("second list = %v, %v; want one webhook", second, err)
 	}
@@ -86,7 +86,7 @@ func TestObserverReusesListWithinMaxAge(t *testing.T) {
 	}
 
 	clock.advance(time.Second)
-	if _, _, err := o.list(ctx, observerKeyA, api); err != nil {
+	if _, _, err := o.list(ctx, observerKeyA, api.ListWebhooks); err != nil {
 		t.Fatal(err)
 	}
 	if got := api.calls.Load(); got != 2 {
@@ -99,7 +99,7 @@ func TestObserverKeepsProjectsApart(t *testing.T) {
 	api := &listingAPI{}
 	ctx := context.Background()
 	for _, key := range []projectKey{observerKeyA, observerKeyB, observerKeyA, observerKeyB} {
-		if _, _, err := o.list(ctx, key, api); err != nil {
+		if _, _, err := o.list(ctx, key, api.ListWebhooks); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -119,7 +119,7 @@ func TestObserverSingleFlight(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		webhooks, _, _ := o.list(ctx, observerKeyA, api)
+		webhooks, _, _ := o.list(ctx, observerKeyA, api.ListWebhooks)
 		results <- len(webhooks)
 	}()
 	<-api.started // the first caller's request is in flight
@@ -127,7 +127,7 @@ func TestObserverSingleFlight(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			webhooks, _, _ := o.list(ctx, observerKeyA, api)
+			webhooks, _, _ := o.list(ctx, observerKeyA, api.ListWebhooks)
 			results <- len(webhooks)
 		}()
 	}
@@ -152,11 +152,11 @@ func TestObserverDoesNotCacheErrors(t *testing.T) {
 	api := &listingAPI{err: errors.New("connection refused")}
 	ctx := context.Background()
 
-	if _, _, err := o.list(ctx, observerKeyA, api); err == nil {
+	if _, _, err := o.list(ctx, observerKeyA, api.ListWebhooks); err == nil {
 		t.Fatal("list returned no error, want the API's error")
 	}
 	api.err = nil
-	if _, _, err := o.list(ctx, observerKeyA, api); err != nil {
+	if _, _, err := o.list(ctx, observerKeyA, api.ListWebhooks); err != nil {
 		t.Fatalf("second list failed: %v", err)
 	}
 	if got := api.calls.Load(); got != 2 {
@@ -169,17 +169,17 @@ func TestObserverInvalidate(t *testing.T) {
 	api := &listingAPI{}
 	ctx := context.Background()
 
-	if _, _, err := o.list(ctx, observerKeyA, api); err != nil {
+	if _, _, err := o.list(ctx, observerKeyA, api.ListWebhooks); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := o.list(ctx, observerKeyB, api); err != nil {
+	if _, _, err := o.list(ctx, observerKeyB, api.ListWebhooks); err != nil {
 		t.Fatal(err)
 	}
 	o.invalidate(observerKeyA)
-	if _, _, err := o.list(ctx, observerKeyA, api); err != nil {
+	if _, _, err := o.list(ctx, observerKeyA, api.ListWebhooks); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := o.list(ctx, observerKeyB, api); err != nil {
+	if _, _, err := o.list(ctx, observerKeyB, api.ListWebhooks); err != nil {
 		t.Fatal(err)
 	}
 	if got := api.calls.Load(); got != 3 {
@@ -194,7 +194,7 @@ func TestObserverInvalidateDuringFetch(t *testing.T) {
 
 	done := make(chan error)
 	go func() {
-		_, _, err := o.list(ctx, observerKeyA, api)
+		_, _, err := o.list(ctx, observerKeyA, api.ListWebhooks)
 		done <- err
 	}()
 	<-api.started
@@ -208,7 +208,7 @@ func TestObserverInvalidateDuringFetch(t *testing.T) {
 
 	api.release = nil
 	api.started = nil
-	if _, _, err := o.list(ctx, observerKeyA, api); err != nil {
+	if _, _, err := o.list(ctx, observerKeyA, api.ListWebhooks); err != nil {
 		t.Fatal(err)
 	}
 	if got := api.calls.Load(); got != 2 {
@@ -221,12 +221,12 @@ func TestObserverWaiterHonoursContext(t *testing.T) {
 	api := &listingAPI{started: make(chan struct{}, 10), release: make(chan struct{})}
 	defer close(api.release)
 
-	go func() { _, _, _ = o.list(context.Background(), observerKeyA, api) }()
+	go func() { _, _, _ = o.list(context.Background(), observerKeyA, api.ListWebhooks) }()
 	<-api.started
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, _, err := o.list(ctx, observerKeyA, api); !errors.Is(err, context.Canceled) {
+	if _, _, err := o.list(ctx, observerKeyA, api.ListWebhooks); !errors.Is(err, context.Canceled) {
 		t.Errorf("waiting list with a cancelled context returned %v, want context.Canceled", err)
 	}
 }
@@ -239,7 +239,7 @@ func TestObserverCached(t *testing.T) {
 	if _, ok := o.cached(observerKeyA); ok {
 		t.Fatal("cached() found a list before any was fetched")
 	}
-	if _, _, err := o.list(ctx, observerKeyA, api); err != nil {
+	if _, _, err := o.list(ctx, observerKeyA, api.ListWebhooks); err != nil {
 		t.Fatal(err)
 	}
 	webhooks, ok := o.cached(observerKeyA)

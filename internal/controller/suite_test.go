@@ -41,8 +41,11 @@ var (
 	cfg       *rest.Config
 	k8sClient client.Client
 	emu       *emulator.Server
-	testCtx   context.Context
-	cancelMgr context.CancelFunc
+	// notificationEmu is a stack with the Notification service and without
+	// the webhooks endpoint.
+	notificationEmu *emulator.Server
+	testCtx         context.Context
+	cancelMgr       context.CancelFunc
 	// logSink receives every line the manager logs, so that tests can
 	// assert that no token or signing secret was logged.
 	logSink = &lockedBuffer{}
@@ -96,6 +99,15 @@ var _ = BeforeSuite(func() {
 	})
 	Expect(emu.Start()).To(Succeed())
 
+	// A stack that has only the Notification service.
+	notificationEmu = emulator.New(emulator.Options{
+		AllowHTTPLoopback: true,
+		DeliveryBackoff:   10 * time.Millisecond,
+		DeliveryTimeout:   5 * time.Second,
+		Backends:          emulator.BackendsNotification,
+	})
+	Expect(notificationEmu.Start()).To(Succeed())
+
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:  scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
@@ -130,6 +142,9 @@ var _ = AfterSuite(func() {
 	}
 	if emu != nil {
 		emu.Close()
+	}
+	if notificationEmu != nil {
+		notificationEmu.Close()
 	}
 	if testEnv != nil {
 		Expect(testEnv.Stop()).To(Succeed())

@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -73,15 +74,16 @@ type adminFault struct {
 
 // adminDelivery is a Delivery in JSON, with the body as a string.
 type adminDelivery struct {
-	WebhookID string    `json:"webhookId"`
-	URL       string    `json:"url"`
-	Event     string    `json:"event"`
-	Attempt   int       `json:"attempt"`
-	Status    int       `json:"status"`
-	Error     string    `json:"error,omitempty"`
-	Time      time.Time `json:"time"`
-	Body      string    `json:"body"`
-	Signature string    `json:"signature"`
+	WebhookID      string    `json:"webhookId"`
+	SubscriptionID string    `json:"subscriptionId,omitempty"`
+	URL            string    `json:"url"`
+	Event          string    `json:"event"`
+	Attempt        int       `json:"attempt"`
+	Status         int       `json:"status"`
+	Error          string    `json:"error,omitempty"`
+	Time           time.Time `json:"time"`
+	Body           string    `json:"body"`
+	Signature      string    `json:"signature"`
 }
 
 // adminStats is the response to GET /_emulator/stats.
@@ -120,6 +122,11 @@ func (d *jsonDuration) UnmarshalJSON(data []byte) error {
 //	POST   /_emulator/webhooks?project=ID   PutWebhook: an out-of-band create or edit
 //	DELETE /_emulator/webhooks/{id}?project=ID
 //	POST   /_emulator/fire             {"project", "event", "data"}, returns the delivery attempts
+//	GET    /_emulator/subscriptions?project=ID   every subscription of the project that has not expired
+//	POST   /_emulator/subscriptions?project=ID   PutSubscription: an out-of-band create or edit
+//	DELETE /_emulator/subscriptions/{id}?project=ID
+//	PUT    /_emulator/subscriptions/{id}/expiresAt?project=ID   {"expiresAt": RFC 3339 or null}
+//	POST   /_emulator/fire-notification   {"project", "event", "data"}, FireNotification, returns the delivery attempts
 //	GET    /_emulator/deliveries
 //	POST   /_emulator/faults           a Fault in JSON, returns {"id"}
 //	DELETE /_emulator/faults           removes all faults
@@ -154,6 +161,16 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		s.adminDeleteWebhook(w, r, strings.TrimPrefix(path, "webhooks/"))
 	case path == "fire" && r.Method == http.MethodPost:
 		s.adminFire(w, r)
+	case path == "subscriptions" && r.Method == http.MethodGet:
+		s.adminListSubscriptions(w, r)
+	case path == "subscriptions" && r.Method == http.MethodPost:
+		s.adminPutSubscription(w, r)
+	case strings.HasPrefix(path, "subscriptions/") && strings.HasSuffix(path, "/expiresAt") && r.Method == http.MethodPut:
+		s.adminSetSubscriptionExpiry(w, r, strings.TrimSuffix(strings.TrimPrefix(path, "subscriptions/"), "/expiresAt"))
+	case strings.HasPrefix(path, "subscriptions/") && r.Method == http.MethodDelete:
+		s.adminDeleteSubscription(w, r, strings.TrimPrefix(path, "subscriptions/"))
+	case path == "fire-notification" && r.Method == http.MethodPost:
+		s.adminFireNotification(w, r)
 	case path == "deliveries" && r.Method == http.MethodGet:
 		writeJSON(w, http.StatusOK, newAdminDeliveries(s.Deliveries()))
 	case path == "faults" && r.Method == http.MethodPost:
@@ -328,14 +345,24 @@ func (s *Server) adminRemoveFault(w http.ResponseWriter, rawID string) {
 }
 
 // readAdminJSON decodes a request body into target, or writes a 400
-// response and returns false.
+// response and returns false. A number that goes into an interface value,
+// such as the data of an event or the value of a filter, is decoded as a
+// json.Number, which keeps it exactly as sent.
 func readAdminJSON(w http.ResponseWriter, r *http.Request, target any) bool {
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAdminBody))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, codeMalformedBody, "Failed to read the request body.")
 		return false
 	}
-	if err := json.Unmarshal(data, target); err != nil {
+	decoder := json.NewDecoder(bytes.NewReader(data))
+	decoder.UseNumber()
+	err = decoder.Decode(target)
+	if err == nil {
+		if _, next := decoder.Token(); !errors.Is(next, io.EOF) {
+			err = errors.New("unexpected data after the JSON value")
+		}
+	}
+	if err != nil {
 		writeError(w, http.StatusBadRequest, codeMalformedBody, fmt.Sprintf("Invalid JSON request body: %v.", err))
 		return false
 	}
@@ -358,15 +385,16 @@ func newAdminDeliveries(deliveries []Delivery) []adminDelivery {
 	list := make([]adminDelivery, 0, len(deliveries))
 	for _, d := range deliveries {
 		list = append(list, adminDelivery{
-			WebhookID: d.WebhookID,
-			URL:       d.URL,
-			Event:     d.Event,
-			Attempt:   d.Attempt,
-			Status:    d.Status,
-			Error:     d.Err,
-			Time:      d.Time,
-			Body:      string(d.Body),
-			Signature: d.Signature,
+			WebhookID:      d.WebhookID,
+			SubscriptionID: d.SubscriptionID,
+			URL:            d.URL,
+			Event:          d.Event,
+			Attempt:        d.Attempt,
+			Status:         d.Status,
+			Error:          d.Err,
+			Time:           d.Time,
+			Body:           string(d.Body),
+			Signature:      d.Signature,
 		})
 	}
 	return list

@@ -31,8 +31,9 @@ type projectSlots struct {
 	stats    ProjectConcurrency
 }
 
-// ProjectConcurrency describes how many Storage API requests of one project
-// the emulator handled at once since it started or since ResetRequests.
+// ProjectConcurrency describes how many requests of one project, to the
+// Storage API and the Notification service together, the emulator handled
+// at once since it started or since ResetRequests.
 type ProjectConcurrency struct {
 	ProjectID int64 `json:"projectId"`
 	// PeakInFlight is the maximum number of the project's requests that

@@ -31,11 +31,16 @@ const maxDeliveryLogEntries = 10_000
 // before the connection is closed.
 const maxReceiverResponse = 64 << 10
 
-// Delivery is one attempt to deliver an event to a webhook.
+// Delivery is one attempt to deliver an event to a webhook or to the
+// webhook recipient of a subscription.
 type Delivery struct {
+	// WebhookID is the id of the webhook, and empty for a subscription.
 	WebhookID string
-	URL       string
-	Event     string
+	// SubscriptionID is the id of the subscription of the Notification
+	// service, and empty for a webhook.
+	SubscriptionID string
+	URL            string
+	Event          string
 	// Attempt counts from 1 for the first attempt.
 	Attempt int
 	// Status is the receiver's response status, and 0 when there was no
@@ -49,7 +54,8 @@ type Delivery struct {
 	// Body is the exact request body, the same for every attempt of an
 	// event.
 	Body []byte
-	// Signature is the X-Kbc-Signature header sent: Sign(secret, Body).
+	// Signature is the X-Kbc-Signature header sent: Sign(secret, Body). It
+	// is empty for a subscription, whose deliveries are not signed.
 	Signature string
 }
 
@@ -108,10 +114,10 @@ func (s *Server) Fire(ctx context.Context, projectID int64, event string, data m
 	if !known {
 		project = Project{ID: projectID}
 	}
-	var targets []StoredWebhook
+	var targets []deliveryTarget
 	for _, webhook := range s.projectWebhooksLocked(projectID) {
 		if slices.Contains(webhook.Events, event) {
-			targets = append(targets, webhook)
+			targets = append(targets, deliveryTarget{webhookID: webhook.ID, url: webhook.URL, secret: webhook.Secret})
 		}
 	}
 	s.nextEventID++
@@ -123,52 +129,92 @@ func (s *Server) Fire(ctx context.Context, projectID int64, event string, data m
 	}
 
 	body, err := buildPayload(project, eventID, event, data, time.Now().UTC())
-	if err != nil {
+	return s.deliverAll(ctx, targets, event, body, err)
+}
+
+// deliveryTarget is one receiver of an event: a webhook, or the webhook
+// recipient of a subscription.
+type deliveryTarget struct {
+	webhookID      string
+	subscriptionID string
+	url            string
+	// secret signs the body. It is empty for a subscription, and then no
+	// signature header is sent.
+	secret string
+}
+
+// logAttributes returns the id of the target as log attributes.
+func (t deliveryTarget) logAttributes() []any {
+	if t.subscriptionID != "" {
+		return []any{"subscriptionId", t.subscriptionID}
+	}
+	return []any{"webhookId", t.webhookID}
+}
+
+// deliverAll sends body to all targets at once and returns every attempt,
+// grouped by target in the order of targets. When encodeErr reports that
+// the payload failed to encode, it records one failed attempt per target
+// instead.
+func (s *Server) deliverAll(ctx context.Context, targets []deliveryTarget, event string, body []byte, encodeErr error) []Delivery {
+	if encodeErr != nil {
 		// Only the caller's data can fail to encode.
-		var failed []Delivery
+		failed := []Delivery{}
 		for _, target := range targets {
 			failed = append(failed, s.recordDelivery(Delivery{
-				WebhookID: target.ID,
-				URL:       target.URL,
-				Event:     event,
-				Attempt:   1,
-				Err:       fmt.Sprintf("failed to encode the payload: %v", err),
-				Time:      time.Now().UTC(),
+				WebhookID:      target.webhookID,
+				SubscriptionID: target.subscriptionID,
+				URL:            target.url,
+				Event:          event,
+				Attempt:        1,
+				Err:            fmt.Sprintf("failed to encode the payload: %v", encodeErr),
+				Time:           time.Now().UTC(),
 			}))
 		}
 		return failed
 	}
 
-	perWebhook := make([][]Delivery, len(targets))
+	perTarget := make([][]Delivery, len(targets))
 	var wg sync.WaitGroup
 	for i, target := range targets {
 		wg.Go(func() {
-			perWebhook[i] = s.deliver(ctx, target, event, body)
+			perTarget[i] = s.deliver(ctx, target, event, body)
 		})
 	}
 	wg.Wait()
-	return slices.Concat(perWebhook...)
+	return slices.Concat(perTarget...)
 }
 
-// Deliveries returns the latest delivery attempts of all Fire calls, in the
-// order they ended. Only the last 10,000 are kept.
+// Deliveries returns the latest delivery attempts of all Fire and
+// FireNotification calls, in the order they ended. Only the last 10,000 are
+// kept.
 func (s *Server) Deliveries() []Delivery {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.deliveries.list()
 }
 
-// deliver sends one event to one webhook, retrying failed attempts.
-func (s *Server) deliver(ctx context.Context, target StoredWebhook, event string, body []byte) []Delivery {
-	signature := Sign(target.Secret, body)
-	base := Delivery{WebhookID: target.ID, URL: target.URL, Event: event, Body: body, Signature: signature}
+// deliver sends one event to one target, retrying failed attempts.
+func (s *Server) deliver(ctx context.Context, target deliveryTarget, event string, body []byte) []Delivery {
+	signature := ""
+	if target.secret != "" {
+		signature = Sign(target.secret, body)
+	}
+	base := Delivery{
+		WebhookID:      target.webhookID,
+		SubscriptionID: target.subscriptionID,
+		URL:            target.url,
+		Event:          event,
+		Body:           body,
+		Signature:      signature,
+	}
+	log := s.log.With(target.logAttributes()...)
 
-	if err := checkDeliveryTarget(target.URL); err != nil {
+	if err := checkDeliveryTarget(target.url); err != nil {
 		rejected := base
 		rejected.Attempt = 1
 		rejected.Err = err.Error()
 		rejected.Time = time.Now().UTC()
-		s.log.Warn("Delivery rejected", "webhookId", target.ID, "event", event, "error", err)
+		log.Warn("Delivery rejected", "event", event, "error", err)
 		return []Delivery{s.recordDelivery(rejected)}
 	}
 
@@ -176,17 +222,17 @@ func (s *Server) deliver(ctx context.Context, target StoredWebhook, event string
 	maxAttempts := 1 + s.opts.DeliveryRetries
 	for attempt := 1; attempt <= maxAttempts; attempt++ {
 		if attempt > 1 && !sleepContext(ctx, s.backoff(attempt-1)) {
-			s.log.Warn("Delivery cancelled", "webhookId", target.ID, "event", event, "attempts", len(attempts), "error", ctx.Err())
+			log.Warn("Delivery cancelled", "event", event, "attempts", len(attempts), "error", ctx.Err())
 			return attempts
 		}
 
 		result := base
 		result.Attempt = attempt
-		result.Status, result.Err = s.post(ctx, target.URL, body, signature)
+		result.Status, result.Err = s.post(ctx, target.url, body, signature)
 		result.Time = time.Now().UTC()
 		attempts = append(attempts, s.recordDelivery(result))
 
-		s.log.Debug("Delivery attempt", "webhookId", target.ID, "event", event,
+		log.Debug("Delivery attempt", "event", event,
 			"attempt", attempt, "status", result.Status, "error", result.Err)
 		if result.Succeeded() {
 			return attempts
@@ -194,7 +240,7 @@ func (s *Server) deliver(ctx context.Context, target StoredWebhook, event string
 	}
 
 	last := attempts[len(attempts)-1]
-	s.log.Warn("Delivery failed", "webhookId", target.ID, "event", event,
+	log.Warn("Delivery failed", "event", event,
 		"attempts", len(attempts), "status", last.Status, "error", last.Err)
 	return attempts
 }
@@ -210,7 +256,7 @@ func (s *Server) backoff(retry int) time.Duration {
 }
 
 // post makes one delivery attempt and returns the response status, or the
-// reason for no response.
+// reason for no response. An empty signature sends no signature header.
 func (s *Server) post(ctx context.Context, target string, body []byte, signature string) (int, string) {
 	attemptCtx, cancel := context.WithTimeout(ctx, s.opts.DeliveryTimeout)
 	defer cancel()
@@ -221,7 +267,9 @@ func (s *Server) post(ctx context.Context, target string, body []byte, signature
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "keboola-emulator")
-	req.Header.Set(SignatureHeader, signature)
+	if signature != "" {
+		req.Header.Set(SignatureHeader, signature)
+	}
 
 	resp, err := s.delivery.Do(req)
 	if err != nil {

@@ -50,3 +50,42 @@ func Example() {
 	// delivery to webhook 1 attempt 1 status 204
 	// creates: 1
 }
+
+// On a stack with only the Notification service, a client finds the service
+// in the Storage API index, creates a subscription there, and receives
+// unsigned deliveries.
+func ExampleServer_FireNotification() {
+	server := emulator.New(emulator.Options{Backends: emulator.BackendsNotification, AllowHTTPLoopback: true})
+	if err := server.Start(); err != nil {
+		panic(err)
+	}
+	defer server.Close()
+	server.AddProject(emulator.Project{ID: 1, Name: "Demo", Region: "eu-central-1"})
+	server.AddToken("example-token", emulator.Token{ProjectID: 1})
+
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer receiver.Close()
+
+	body := fmt.Sprintf(`{"event":"job-failed","recipient":{"channel":"webhook","url":%q}}`, receiver.URL)
+	req, _ := http.NewRequest(http.MethodPost, server.NotificationURL()+"/project-subscriptions", strings.NewReader(body))
+	req.Header.Set("X-StorageApi-Token", "example-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		panic(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	fmt.Println("create:", resp.StatusCode)
+
+	for _, delivery := range server.FireNotification(context.Background(), 1, "job-failed", nil) {
+		fmt.Println("delivery to subscription", delivery.SubscriptionID, "status", delivery.Status, "signed", delivery.Signature != "")
+	}
+	fmt.Println("creates:", server.Count(http.MethodPost, emulator.EndpointSubscriptions))
+
+	// Output:
+	// create: 201
+	// delivery to subscription 1001 status 204 signed false
+	// creates: 1
+}

@@ -9,14 +9,16 @@ import (
 	"time"
 )
 
-// Fault makes matching Storage API requests misbehave. A request gets at
-// most one fault: the first injected fault that matches it. Faults never
-// apply to the admin API.
+// Fault makes matching requests to the Storage API or the Notification
+// service misbehave. A request gets at most one fault: the first injected
+// fault that matches it. Faults never apply to the admin API.
 type Fault struct {
 	// Method is the HTTP method the fault matches. Empty matches any.
 	Method string
-	// Endpoint is the path template the fault matches: EndpointVerify,
-	// EndpointWebhooks, EndpointWebhook or EndpointUnknown. Empty matches any.
+	// Endpoint is the path template the fault matches: EndpointIndex,
+	// EndpointVerify, EndpointWebhooks, EndpointWebhook,
+	// EndpointSubscriptions, EndpointSubscription or EndpointUnknown. Empty
+	// matches any.
 	Endpoint string
 	// Times is how many matching requests the fault applies to before it
 	// is removed. Zero applies it until RemoveFault or ClearFaults.
@@ -28,7 +30,10 @@ type Fault struct {
 	// Status is the status of the response the fault sends instead of
 	// handling the request. The body is an error body
 	// {"error", "code", "exceptionId"}, or for 503 the maintenance body
-	// {"status": "maintenance", "reason", "estimatedEndTime"}.
+	// {"status": "maintenance", "reason", "estimatedEndTime"}. On an
+	// endpoint of the Notification service the error body has that
+	// service's shape {"error", "code", "status": "error", "exceptionId"},
+	// with the status as a numeric code.
 	Status int
 	// Body replaces the response body, for example with an HTML proxy page
 	// or malformed JSON. A body starting with "<" is sent as text/html,
@@ -52,8 +57,8 @@ type Fault struct {
 	// without keep-alives.
 	Drop bool
 	// LoseResponse handles the request for real (a create does create the
-	// webhook) and then closes the connection instead of sending the
-	// response. The same NOTE as for Drop applies to a GET.
+	// webhook or subscription) and then closes the connection instead of
+	// sending the response. The same NOTE as for Drop applies to a GET.
 	LoseResponse bool
 }
 
@@ -145,8 +150,9 @@ func (s *Server) takeFault(method, endpoint string) (activeFault, bool) {
 	return activeFault{}, false
 }
 
-// writeFaultResponse sends the response of a fault with a Status or Body.
-func writeFaultResponse(w http.ResponseWriter, f Fault) int {
+// writeFaultResponse sends the response of a fault with a Status or Body to
+// a request for endpoint.
+func writeFaultResponse(w http.ResponseWriter, f Fault, endpoint string) int {
 	status := f.Status
 	if status == 0 {
 		status = http.StatusOK
@@ -176,6 +182,10 @@ func writeFaultResponse(w http.ResponseWriter, f Fault) int {
 		return status
 	}
 
+	if isNotificationEndpoint(endpoint) {
+		writeNotificationError(w, status, faultErrorMessage(status))
+		return status
+	}
 	writeError(w, status, faultErrorCode(status), faultErrorMessage(status))
 	return status
 }

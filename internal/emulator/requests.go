@@ -10,15 +10,18 @@ import (
 // maxRequestLogEntries bounds the request log. Counters are exact beyond it.
 const maxRequestLogEntries = 100_000
 
-// Request is one Storage API request as the emulator recorded it.
+// Request is one request to the Storage API or the Notification service as
+// the emulator recorded it.
 type Request struct {
 	Time time.Time `json:"time"`
 	// Method is the HTTP method.
 	Method string `json:"method"`
 	// Endpoint is the path template that the path matched, one of
-	// EndpointVerify, EndpointWebhooks, EndpointWebhook, or EndpointUnknown.
+	// EndpointIndex, EndpointVerify, EndpointWebhooks, EndpointWebhook,
+	// EndpointSubscriptions, EndpointSubscription or EndpointUnknown.
 	Endpoint string `json:"endpoint"`
-	// Path is the request path, such as "/v2/storage/webhooks/12".
+	// Path is the request path, such as "/v2/storage/webhooks/12" or
+	// "/notification/project-subscriptions/1001".
 	Path string `json:"path"`
 	// TokenID is the id of the request's token, and empty when the token is
 	// missing or unknown. The token itself is never recorded.
@@ -67,17 +70,19 @@ func (l *requestLog) list() []Request {
 	return append(list, l.entries[:l.next]...)
 }
 
-// Requests returns the latest Storage API requests, oldest first. Only the
-// last 100,000 are kept. Admin requests under /_emulator/ are not recorded.
+// Requests returns the latest requests to the Storage API and the
+// Notification service, oldest first. Only the last 100,000 are kept. Admin
+// requests under /_emulator/ are not recorded.
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.requests.list()
 }
 
-// Count returns how many Storage API requests with method and endpoint (a
-// path template such as EndpointWebhook) the emulator received since it
-// started or since ResetRequests. An empty method or endpoint matches any.
+// Count returns how many requests with method and endpoint (a path
+// template such as EndpointWebhook or EndpointSubscriptions) the emulator
+// received since it started or since ResetRequests. An empty method or
+// endpoint matches any.
 // The count is exact even when the request log has dropped old entries.
 // Requests that a fault dropped or delayed are counted too.
 func (s *Server) Count(method, endpoint string) int {
@@ -96,8 +101,7 @@ func (s *Server) Count(method, endpoint string) int {
 	return total
 }
 
-// RequestCount is the number of Storage API requests with one method and
-// endpoint.
+// RequestCount is the number of requests with one method and endpoint.
 type RequestCount struct {
 	Method string `json:"method"`
 	// Endpoint is a path template such as EndpointWebhooks.
@@ -105,9 +109,9 @@ type RequestCount struct {
 	Count    int    `json:"count"`
 }
 
-// Counts returns the exact number of Storage API requests per method and
-// endpoint since the emulator started or since ResetRequests, ordered by
-// endpoint and method.
+// Counts returns the exact number of requests per method and endpoint
+// since the emulator started or since ResetRequests, ordered by endpoint
+// and method.
 func (s *Server) Counts() []RequestCount {
 	s.mu.Lock()
 	defer s.mu.Unlock()

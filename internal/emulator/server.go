@@ -24,11 +24,17 @@ const (
 // example "2024-01-15T10:35:01+0000". The emulator always sends UTC.
 const TimeFormat = "2006-01-02T15:04:05-0700"
 
-// Options configures a Server. The zero value is a strict emulator: webhook
+// Options configures a Server. The zero value is a strict emulator that
+// serves both the webhooks endpoint and the Notification service. Webhook
 // URLs must be https, and webhooks are stored exactly as sent.
 type Options struct {
+	// Backends selects whether the emulator serves the webhooks endpoint of
+	// the Storage API, the Notification service, or both (the zero value).
+	Backends Backends
+
 	// AllowHTTPLoopback accepts http:// webhook URLs whose host is a loopback
-	// host (localhost, 127.0.0.0/8 or ::1). Other http URLs stay invalid.
+	// host (localhost, 127.0.0.0/8 or ::1), for webhooks and for webhook
+	// recipients of subscriptions. Other http URLs stay invalid.
 	AllowHTTPLoopback bool
 
 	// NormalizeWebhooks stores the events of a webhook sorted and adds a
@@ -54,15 +60,17 @@ type Options struct {
 	// means the system roots, which a test receiver's certificate fails.
 	DeliveryTLSConfig *tls.Config
 
-	// Latency is added to every Storage API request. Admin requests under
-	// /_emulator/ are not delayed.
+	// Latency is added to every request to the Storage API or the
+	// Notification service. Admin requests under /_emulator/ are not
+	// delayed.
 	Latency time.Duration
 
-	// MaxConcurrentPerProject is how many Storage API requests of one
-	// project, the project of the request's token, the emulator handles at
-	// once. A request beyond the limit waits until one of the project's
-	// requests finishes, and its Latency starts only then, so a project
-	// handles at most MaxConcurrentPerProject/Latency requests per second.
+	// MaxConcurrentPerProject is how many requests of one project, the
+	// project of the request's token, the emulator handles at once, those
+	// to the Storage API and the Notification service together. A request
+	// beyond the limit waits until one of the project's requests finishes,
+	// and its Latency starts only then, so a project handles at most
+	// MaxConcurrentPerProject/Latency requests per second.
 	// Requests without a known token are not limited. Zero means no limit.
 	MaxConcurrentPerProject int
 
@@ -80,8 +88,8 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Server is a Keboola Storage API emulator. All its methods are safe for
-// concurrent use.
+// Server is an emulator of the Keboola Storage API and Notification
+// service. All its methods are safe for concurrent use.
 type Server struct {
 	opts     Options
 	log      *slog.Logger
@@ -100,14 +108,19 @@ type Server struct {
 	deliveries    deliveryLog
 	limiter       *projectLimiter
 
+	// subscriptions of the Notification service are keyed by id, across
+	// projects.
+	subscriptions      map[string]*StoredSubscription
+	nextSubscriptionID int64
+
 	// httpServer and listener are set by Start or Listen.
 	httpServer *http.Server
 	listener   net.Listener
 }
 
-// New returns a Server with no projects, tokens or webhooks. It serves
-// nothing until Start or Listen is called, or until Handler is mounted in
-// another server.
+// New returns a Server with no projects, tokens, webhooks or subscriptions.
+// It serves nothing until Start or Listen is called, or until Handler is
+// mounted in another server.
 func New(opts Options) *Server {
 	if opts.DeliveryTimeout <= 0 {
 		opts.DeliveryTimeout = DefaultDeliveryTimeout
@@ -139,6 +152,9 @@ func New(opts Options) *Server {
 		requests:    newRequestLog(maxRequestLogEntries),
 		deliveries:  deliveryLog{max: maxDeliveryLogEntries},
 		limiter:     newProjectLimiter(opts.MaxConcurrentPerProject),
+
+		subscriptions:      make(map[string]*StoredSubscription),
+		nextSubscriptionID: firstSubscriptionID - 1,
 	}
 }
 
@@ -217,8 +233,21 @@ func (s *Server) URL() string {
 	return "http://" + s.listener.Addr().String()
 }
 
-// Handler returns the handler of the Storage API and of the admin API under
-// /_emulator/, for mounting in a server of the caller's own.
+// NotificationURL returns the base URL of the Notification service, such as
+// "http://127.0.0.1:41234/notification", or "" before Start or Listen. The
+// Storage API index sends this URL to clients of URL, unless Backends is
+// BackendsWebhooks.
+func (s *Server) NotificationURL() string {
+	base := s.URL()
+	if base == "" {
+		return ""
+	}
+	return base + NotificationPath
+}
+
+// Handler returns the handler of the Storage API, of the Notification
+// service under NotificationPath and of the admin API under /_emulator/, for
+// mounting in a server of the caller's own.
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(s.serveHTTP)
 }

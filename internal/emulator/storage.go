@@ -14,8 +14,12 @@ import (
 )
 
 // Path templates of the Storage API endpoints, as used by Fault.Endpoint,
-// Request.Endpoint and Count.
+// Request.Endpoint and Count. The Notification service has its own
+// templates, such as EndpointSubscriptions.
 const (
+	// EndpointIndex is the Storage API index, which lists the stack's
+	// services.
+	EndpointIndex    = "/v2/storage"
 	EndpointVerify   = "/v2/storage/tokens/verify"
 	EndpointWebhooks = "/v2/storage/webhooks"
 	EndpointWebhook  = "/v2/storage/webhooks/{id}"
@@ -91,7 +95,7 @@ type verifyBody struct {
 // fault, handles the request, and records it.
 func (s *Server) serveStorage(w http.ResponseWriter, r *http.Request) {
 	started := time.Now()
-	endpoint, webhookID := matchEndpoint(r.URL.Path)
+	endpoint, resourceID := matchEndpoint(r.URL.Path, s.opts.Backends)
 	tokenID, projectID, knownToken := s.tokenOwner(r.Header.Get(tokenHeader))
 	record := Request{
 		Time:     started.UTC(),
@@ -137,19 +141,19 @@ func (s *Server) serveStorage(w http.ResponseWriter, r *http.Request) {
 			return
 		case faultKindLoseResponse:
 			buffered := &bufferedResponse{header: make(http.Header)}
-			s.handleStorage(buffered, r, endpoint, webhookID)
+			s.handleStorage(buffered, r, endpoint, resourceID)
 			record.Status = buffered.statusCode()
 			finish()
 			dropConnection(w)
 			return
 		case faultKindStatus:
-			record.Status = writeFaultResponse(w, active.fault)
+			record.Status = writeFaultResponse(w, active.fault, endpoint)
 			return
 		}
 	}
 
 	recorder := &statusRecorder{ResponseWriter: w}
-	s.handleStorage(recorder, r, endpoint, webhookID)
+	s.handleStorage(recorder, r, endpoint, resourceID)
 	record.Status = recorder.statusCode()
 }
 
@@ -183,18 +187,28 @@ type readCloser struct {
 }
 
 // handleStorage routes a request to its endpoint's handler after checking
-// the method and the token.
-func (s *Server) handleStorage(w http.ResponseWriter, r *http.Request, endpoint, webhookID string) {
+// the method and the token. id is the webhook or subscription id of an
+// endpoint whose template ends in {id}.
+func (s *Server) handleStorage(w http.ResponseWriter, r *http.Request, endpoint, id string) {
+	if isNotificationEndpoint(endpoint) {
+		s.handleNotification(w, r, endpoint, id)
+		return
+	}
+	if (endpoint == EndpointWebhooks || endpoint == EndpointWebhook) && !s.opts.Backends.webhooks() {
+		s.handleMissingWebhooks(w, r)
+		return
+	}
+
 	var allowed []string
 	switch endpoint {
-	case EndpointVerify:
+	case EndpointIndex, EndpointVerify:
 		allowed = []string{http.MethodGet}
 	case EndpointWebhooks:
 		allowed = []string{http.MethodGet, http.MethodPost}
 	case EndpointWebhook:
 		allowed = []string{http.MethodGet, http.MethodPut, http.MethodDelete}
 	default:
-		writeError(w, http.StatusNotFound, codeNotFound, fmt.Sprintf("No endpoint matches %s %s.", r.Method, r.URL.Path))
+		s.handleUnknownPath(w, r)
 		return
 	}
 	if !slices.Contains(allowed, r.Method) {
@@ -212,17 +226,94 @@ func (s *Server) handleStorage(w http.ResponseWriter, r *http.Request, endpoint,
 	switch {
 	case endpoint == EndpointVerify:
 		s.handleVerify(w, token)
+	case endpoint == EndpointIndex:
+		s.handleIndex(w, r)
 	case endpoint == EndpointWebhooks && r.Method == http.MethodGet:
 		s.handleListWebhooks(w, token)
 	case endpoint == EndpointWebhooks:
 		s.handleCreateWebhook(w, r, token)
 	case r.Method == http.MethodGet:
-		s.handleGetWebhook(w, token, webhookID)
+		s.handleGetWebhook(w, token, id)
 	case r.Method == http.MethodPut:
-		s.handleUpdateWebhook(w, r, token, webhookID)
+		s.handleUpdateWebhook(w, r, token, id)
 	default:
-		s.handleDeleteWebhook(w, token, webhookID)
+		s.handleDeleteWebhook(w, token, id)
 	}
+}
+
+// handleUnknownPath sends 404 for a path that matches no endpoint. Under
+// NotificationPath, with the Notification service served, the body has
+// that service's error shape.
+func (s *Server) handleUnknownPath(w http.ResponseWriter, r *http.Request) {
+	message := fmt.Sprintf("No endpoint matches %s %s.", r.Method, r.URL.Path)
+	if s.opts.Backends.notification() && isNotificationPath(r.URL.Path) {
+		writeNotificationError(w, http.StatusNotFound, message)
+		return
+	}
+	writeError(w, http.StatusNotFound, codeNotFound, message)
+}
+
+// handleMissingWebhooks sends 404 for a webhooks request when the webhooks
+// endpoint is not served, once the token passes the usual checks, as a
+// stack without the endpoint does. The permission to manage webhooks is not
+// checked, because no endpoint requires it.
+func (s *Server) handleMissingWebhooks(w http.ResponseWriter, r *http.Request) {
+	if _, rejection := s.checkToken(r.Header.Get(tokenHeader), accessUsable); rejection != nil {
+		writeError(w, rejection.status, rejection.code, rejection.message)
+		return
+	}
+	writeError(w, http.StatusNotFound, codeNotFound,
+		fmt.Sprintf("No endpoint matches %s %s, because this stack has no webhooks endpoint.", r.Method, r.URL.Path))
+}
+
+// tokenAccess is the level of access that an endpoint requires of a
+// request's token.
+type tokenAccess int
+
+const (
+	// accessKnown accepts any known token, even a disabled or expired one.
+	accessKnown tokenAccess = iota
+	// accessUsable accepts a known token that is neither disabled nor
+	// expired.
+	accessUsable
+	// accessWebhooks accepts a usable token that may manage webhooks.
+	accessWebhooks
+)
+
+// tokenRejection is the reason a request's token was rejected: the response
+// status and the Storage API error code and message.
+type tokenRejection struct {
+	status  int
+	code    string
+	message string
+}
+
+// checkToken returns the token stored for credential, or the reason it
+// does not grant access.
+func (s *Server) checkToken(credential string, access tokenAccess) (Token, *tokenRejection) {
+	if credential == "" {
+		return Token{}, &tokenRejection{http.StatusUnauthorized, codeTokenMissing, "Access token must be set in the " + tokenHeader + " header."}
+	}
+
+	s.mu.Lock()
+	token, known := s.tokens[credential]
+	s.mu.Unlock()
+	if !known {
+		return Token{}, &tokenRejection{http.StatusUnauthorized, codeTokenInvalid, "Invalid access token."}
+	}
+	if access == accessKnown {
+		return token, nil
+	}
+
+	switch {
+	case token.Disabled:
+		return Token{}, &tokenRejection{http.StatusUnauthorized, codeTokenDisabled, "The access token is disabled."}
+	case isExpired(token, time.Now()):
+		return Token{}, &tokenRejection{http.StatusUnauthorized, codeTokenExpired, "The access token has expired."}
+	case access == accessWebhooks && !token.CanManageWebhooks:
+		return Token{}, &tokenRejection{http.StatusForbidden, codeAccessDenied, "The access token is not allowed to manage webhooks."}
+	}
+	return token, nil
 }
 
 // authenticate returns the request's token, or writes an error response and
@@ -230,34 +321,20 @@ func (s *Server) handleStorage(w http.ResponseWriter, r *http.Request, endpoint,
 //
 // Token verification accepts a disabled or expired token and returns 200
 // with isDisabled or isExpired set, so the caller learns why the token is
-// unusable. Every webhook endpoint rejects such a token with 401.
+// unusable. Every other endpoint rejects such a token with 401, and the
+// webhook endpoints also require CanManageWebhooks.
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, endpoint string) (Token, bool) {
-	credential := r.Header.Get(tokenHeader)
-	if credential == "" {
-		writeError(w, http.StatusUnauthorized, codeTokenMissing, "Access token must be set in the "+tokenHeader+" header.")
-		return Token{}, false
+	access := accessWebhooks
+	switch endpoint {
+	case EndpointVerify:
+		access = accessKnown
+	case EndpointIndex:
+		access = accessUsable
 	}
 
-	s.mu.Lock()
-	token, known := s.tokens[credential]
-	s.mu.Unlock()
-	if !known {
-		writeError(w, http.StatusUnauthorized, codeTokenInvalid, "Invalid access token.")
-		return Token{}, false
-	}
-	if endpoint == EndpointVerify {
-		return token, true
-	}
-
-	switch {
-	case token.Disabled:
-		writeError(w, http.StatusUnauthorized, codeTokenDisabled, "The access token is disabled.")
-		return Token{}, false
-	case isExpired(token, time.Now()):
-		writeError(w, http.StatusUnauthorized, codeTokenExpired, "The access token has expired.")
-		return Token{}, false
-	case !token.CanManageWebhooks:
-		writeError(w, http.StatusForbidden, codeAccessDenied, "The access token is not allowed to manage webhooks.")
+	token, rejection := s.checkToken(r.Header.Get(tokenHeader), access)
+	if rejection != nil {
+		writeError(w, rejection.status, rejection.code, rejection.message)
 		return Token{}, false
 	}
 	return token, true
@@ -445,11 +522,19 @@ func readWebhookFields(w http.ResponseWriter, r *http.Request) (webhookFields, b
 }
 
 // matchEndpoint returns the path template that path matches, and for
-// EndpointWebhook the webhook id.
-func matchEndpoint(path string) (endpoint, webhookID string) {
+// EndpointWebhook or EndpointSubscription the id. Paths of the Notification
+// service match only when backends serves it.
+func matchEndpoint(path string, backends Backends) (endpoint, id string) {
 	switch {
+	case path == EndpointIndex:
+		return EndpointIndex, ""
 	case path == EndpointVerify:
 		return EndpointVerify, ""
+	case isNotificationPath(path):
+		if !backends.notification() {
+			return EndpointUnknown, ""
+		}
+		return matchNotificationEndpoint(strings.TrimPrefix(path, NotificationPath))
 	case path == EndpointWebhooks:
 		return EndpointWebhooks, ""
 	case strings.HasPrefix(path, EndpointWebhooks+"/"):

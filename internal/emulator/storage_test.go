@@ -414,7 +414,7 @@ func TestNormalizeWebhooks(t *testing.T) {
 func TestUnknownPathAndMethod(t *testing.T) {
 	server := startServer(t, emulator.Options{})
 
-	for _, path := range []string{"/", "/v2/storage", "/v2/storage/webhooks/", "/v2/storage/webhooks/1/extra", "/v2/storage/buckets"} {
+	for _, path := range []string{"/", "/v2/storage/", "/v2/storage/webhooks/", "/v2/storage/webhooks/1/extra", "/v2/storage/buckets"} {
 		expectError(t, call(t, server, http.MethodGet, path, tokenA, ""), http.StatusNotFound, "storage.notFound")
 	}
 

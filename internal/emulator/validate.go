@@ -93,24 +93,31 @@ func validateName(name string) error {
 	return nil
 }
 
-// validateURL checks a webhook URL. The messages never repeat the URL,
-// because its query may carry a receiver's secret.
+// validateURL checks the field "url" of a webhook.
 func (s *Server) validateURL(rawURL string) error {
+	return s.validateURLField("url", rawURL)
+}
+
+// validateURLField checks a webhook URL sent in the named field: an
+// absolute https URL of at most MaxWebhookURLBytes, or with
+// AllowHTTPLoopback an http URL of a loopback host. The messages never
+// repeat the URL, because its query may carry a receiver's secret.
+func (s *Server) validateURLField(field, rawURL string) error {
 	if rawURL == "" {
-		return apiError(`Field "url" must not be empty.`)
+		return apiError(`Field %q must not be empty.`, field)
 	}
 	if len(rawURL) > MaxWebhookURLBytes {
-		return apiError(`Field "url" is %d bytes long, more than the maximum of %d bytes.`, len(rawURL), MaxWebhookURLBytes)
+		return apiError(`Field %q is %d bytes long, more than the maximum of %d bytes.`, field, len(rawURL), MaxWebhookURLBytes)
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return apiError(`Field "url" is not a valid URL.`)
+		return apiError(`Field %q is not a valid URL.`, field)
 	}
 	if u.Scheme == "" || u.Host == "" || u.Hostname() == "" {
-		return apiError(`Field "url" must be an absolute URL with a host, such as "https://example.com/hook".`)
+		return apiError(`Field %q must be an absolute URL with a host, such as "https://example.com/hook".`, field)
 	}
 	if u.User != nil {
-		return apiError(`Field "url" must not contain user information.`)
+		return apiError(`Field %q must not contain user information.`, field)
 	}
 
 	switch u.Scheme {
@@ -120,9 +127,9 @@ func (s *Server) validateURL(rawURL string) error {
 		if s.opts.AllowHTTPLoopback && isLoopbackHost(u.Hostname()) {
 			return nil
 		}
-		return apiError(`Field "url" must use https.`)
+		return apiError(`Field %q must use https.`, field)
 	default:
-		return apiError(`Field "url" must use https, not %q.`, u.Scheme)
+		return apiError(`Field %q must use https, not %q.`, field, u.Scheme)
 	}
 }
 

@@ -1,8 +1,8 @@
-// Package keboola is a client of the Keboola Storage API: token verification
-// and webhooks. Every call takes a context, has a timeout, is rate limited per
-// stack host and returns typed errors that callers test with errors.Is and
-// errors.As. The client never puts the token in an error, a log line or a
-// metric.
+// Package keboola is a client of the Keboola Storage API: token
+// verification, webhooks, and the subscriptions of the Notification service.
+// Every call takes a context, has a timeout, is rate limited per stack host
+// and returns typed errors that callers test with errors.Is and errors.As.
+// The client never puts the token in an error, a log line or a metric.
 package keboola
 
 import (
@@ -36,6 +36,23 @@ type API interface {
 	// DeleteWebhook deletes a webhook. A webhook that is already gone is
 	// not an error.
 	DeleteWebhook(ctx context.Context, id string) error
+
+	// DetectWebhookAPI finds out which way of delivering events the stack
+	// offers: the webhooks endpoint when it exists, otherwise the
+	// Notification service when the Storage API index lists it. A stack
+	// with neither gives an error that matches ErrNoWebhookAPI.
+	DetectWebhookAPI(ctx context.Context) (*Detection, error)
+
+	// NotificationServiceURL returns the base URL of the Notification
+	// service that the stack's Storage API index lists. A stack whose index
+	// lists none gives an error that matches ErrNoWebhookAPI.
+	NotificationServiceURL(ctx context.Context) (string, error)
+
+	// Notifications returns a client of the Notification service at
+	// baseURL, with the same token and limits, such as a URL that
+	// DetectWebhookAPI or NotificationServiceURL returned. A URL outside the
+	// stack's domain gives an error that matches ErrUntrustedServiceURL.
+	Notifications(baseURL string) (NotificationAPI, error)
 }
 
 // TokenInfo is the result of a token verification.
@@ -89,4 +106,80 @@ type WebhookUpdate struct {
 	Name   *string
 	URL    *string
 	Events []string
+}
+
+// WebhookAPI names the way a stack delivers events to HTTP receivers.
+type WebhookAPI string
+
+const (
+	// WebhookAPIStorage is the webhooks endpoint of the Storage API: one
+	// webhook carries several events, and the API returns its signing
+	// secret at creation.
+	WebhookAPIStorage WebhookAPI = "StorageWebhooks"
+	// WebhookAPINotification is the Notification service: one subscription
+	// carries one event, nothing signs the deliveries, and a receiver can
+	// trust a delivery only through a secret in its URL.
+	WebhookAPINotification WebhookAPI = "NotificationSubscriptions"
+)
+
+// Detection is what DetectWebhookAPI found out about a stack.
+type Detection struct {
+	// API is the backend to use: the webhooks endpoint when the stack has
+	// it, otherwise the Notification service.
+	API WebhookAPI
+	// NotificationURL is the base URL of the Notification service that the
+	// Storage API index lists. It is empty when API is WebhookAPIStorage,
+	// because the index is then not read.
+	NotificationURL string
+	// Reason says in one sentence why API was chosen, for a status message.
+	Reason string
+}
+
+// NotificationAPI is the part of the Notification service that the
+// controllers use. Every subscription carries one event, and none can be
+// changed: a change is a new subscription and the deletion of the old one.
+type NotificationAPI interface {
+	// ListSubscriptions returns every subscription of the project.
+	ListSubscriptions(ctx context.Context) ([]Subscription, error)
+
+	// GetSubscription returns one subscription. A missing one is an error
+	// that matches ErrNotFound.
+	GetSubscription(ctx context.Context, id string) (*Subscription, error)
+
+	// CreateSubscription creates a subscription. A create is never retried:
+	// when its outcome is unknown the error matches ErrOutcomeUnknown, and
+	// the subscription may exist.
+	CreateSubscription(ctx context.Context, spec SubscriptionSpec) (*Subscription, error)
+
+	// DeleteSubscription deletes a subscription. One that is already gone
+	// is not an error.
+	DeleteSubscription(ctx context.Context, id string) error
+}
+
+// Subscription is a subscription of the Notification service.
+type Subscription struct {
+	ID      string
+	Event   string
+	Filters []Filter
+	// URL is the webhook recipient's URL, empty for other channels.
+	URL string
+	// ExpiresAt is nil for a subscription that does not expire.
+	ExpiresAt *time.Time
+}
+
+// SubscriptionSpec is the body of a create request for a webhook recipient.
+type SubscriptionSpec struct {
+	Event   string
+	Filters []Filter
+	URL     string
+	// ExpiresAt is nil for a subscription that does not expire.
+	ExpiresAt *time.Time
+}
+
+// Filter limits a subscription to events whose Field compares to Value by
+// Operator. An empty Operator means "==".
+type Filter struct {
+	Field    string
+	Value    string
+	Operator string
 }

@@ -185,19 +185,21 @@ func (f *Factory) Client(stackURL, token string) (*Client, error) {
 	}
 
 	return &Client{
-		baseURL:    baseURL,
-		token:      token,
-		options:    f.options,
-		httpClient: f.httpClient,
-		host:       f.hostLimiter(baseURL),
-		metrics:    f.options.Metrics,
-		clock:      f.clock,
-		jitter:     f.jitter,
+		baseURL:     baseURL,
+		serviceName: "Storage API",
+		token:       token,
+		options:     f.options,
+		httpClient:  f.httpClient,
+		factory:     f,
+		host:        f.hostLimiter(baseURL),
+		metrics:     f.options.Metrics,
+		clock:       f.clock,
+		jitter:      f.jitter,
 	}, nil
 }
 
-// hostLimiter returns the shared state of the stack at baseURL, creating it
-// on first use.
+// hostLimiter returns the shared state of the host at baseURL, a normalized
+// "scheme://host[:port]", creating it on first use.
 func (f *Factory) hostLimiter(baseURL string) *hostLimiter {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -212,14 +214,22 @@ func (f *Factory) hostLimiter(baseURL string) *hostLimiter {
 // Client is a Storage API client for one stack and one token. It is safe for
 // concurrent use.
 type Client struct {
-	baseURL    string
-	token      string
-	options    Options
-	httpClient *http.Client
-	host       *hostLimiter
-	metrics    *Metrics
-	clock      clock
-	jitter     func() float64
+	// baseURL is prepended to every request path. It is the stack URL, or
+	// the base URL of a Notification service client, which may end in a
+	// path prefix.
+	baseURL string
+	// serviceName names the API in log lines, such as "Storage API".
+	serviceName string
+	token       string
+	options     Options
+	httpClient  *http.Client
+	// factory gives the clients of other Keboola services of the stack
+	// their hosts' shared rate limiters.
+	factory *Factory
+	host    *hostLimiter
+	metrics *Metrics
+	clock   clock
+	jitter  func() float64
 }
 
 var _ API = (*Client)(nil)
@@ -329,6 +339,9 @@ type request struct {
 	path string
 	// body is the JSON body, or nil.
 	body []byte
+	// redact lists values of the request, besides the token, that an error
+	// must not repeat, such as a receiver URL with a secret in its query.
+	redact []string
 }
 
 // webhookRequest returns a request to /v2/storage/webhooks/{id}. An empty id
@@ -410,6 +423,7 @@ func (c *Client) send(ctx context.Context, req *request) (*response, error) {
 		bodyErr:    readErr,
 		now:        c.clock.Now(),
 		token:      c.token,
+		redact:     req.redact,
 	})
 	if apiErr.StatusCode >= 300 && apiErr.StatusCode < 400 && apiErr.Message == "" {
 		apiErr.bodyProblem = "redirects are not followed, check the stack URL"

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -280,13 +281,17 @@ type errorResponse struct {
 	bodyErr    error
 	now        time.Time
 	token      string
+	// redact lists further values to replace by "[REDACTED]", such as the
+	// receiver URL of a create request.
+	redact []string
 }
 
 // newAPIError builds the error of a response outside 2xx. It decodes the
 // Keboola error body {"error", "code", "exceptionId"} and the maintenance
 // body {"status": "maintenance", "reason", "estimatedEndTime"} where present.
 // The status code classifies the error even when the body is unusable. The
-// token is replaced by "[REDACTED]" in every value copied from the response.
+// token and the values in resp.redact are replaced by "[REDACTED]" in every
+// value copied from the response.
 func newAPIError(resp errorResponse) *APIError {
 	e := &APIError{
 		Method:     resp.method,
@@ -319,10 +324,11 @@ func newAPIError(resp errorResponse) *APIError {
 		e.bodyProblem = "response body has no error message"
 	}
 
-	e.Message = cleanText(message, resp.token, maxMessageBytes)
-	e.Code = cleanText(scalarField(fields, "code"), resp.token, maxCodeBytes)
-	e.ExceptionID = cleanText(scalarField(fields, "exceptionId"), resp.token, maxCodeBytes)
-	e.bodyProblem = cleanText(e.bodyProblem, resp.token, maxMessageBytes)
+	secrets := redactionList(resp.token, resp.redact)
+	e.Message = cleanText(message, secrets, maxMessageBytes)
+	e.Code = cleanText(scalarField(fields, "code"), secrets, maxCodeBytes)
+	e.ExceptionID = cleanText(scalarField(fields, "exceptionId"), secrets, maxCodeBytes)
+	e.bodyProblem = cleanText(e.bodyProblem, secrets, maxMessageBytes)
 	return e
 }
 
@@ -383,13 +389,29 @@ func scalarField(fields map[string]json.RawMessage, key string) string {
 }
 
 // cleanText makes a value from a response safe for an error message: valid
-// UTF-8, without the token, at most limit bytes.
-func cleanText(s, token string, limit int) string {
+// UTF-8, without any of secrets, at most limit bytes. secrets comes from
+// redactionList.
+func cleanText(s string, secrets []string, limit int) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
-	if token != "" {
-		s = strings.ReplaceAll(s, token, redacted)
+	for _, secret := range secrets {
+		s = strings.ReplaceAll(s, secret, redacted)
 	}
 	return truncate(s, limit)
+}
+
+// redactionList returns the token and the other values to redact, as valid
+// UTF-8 and without empty strings, longest first. The order makes a value
+// that contains another one, such as a URL and the query inside it, be
+// replaced whole.
+func redactionList(token string, others []string) []string {
+	secrets := make([]string, 0, 1+len(others))
+	for _, s := range append([]string{token}, others...) {
+		if s = strings.ToValidUTF8(s, "\uFFFD"); s != "" {
+			secrets = append(secrets, s)
+		}
+	}
+	slices.SortStableFunc(secrets, func(a, b string) int { return len(b) - len(a) })
+	return secrets
 }
 
 // parseRetryAfter parses a Retry-After header value given as seconds or as

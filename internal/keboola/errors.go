@@ -38,9 +38,9 @@ var (
 	ErrRetryable = errors.New("keboola: retryable")
 
 	// ErrOutcomeUnknown matches a failed create (POST) that may still have
-	// created the webhook. That is a timeout or a connection lost after the
-	// request was sent, a 5xx response, or a 2xx response whose body is
-	// unusable.
+	// created the webhook or the subscription. That is a timeout or a
+	// connection lost after the request was sent, a 5xx response, or a 2xx
+	// response whose body is unusable.
 	ErrOutcomeUnknown = errors.New("keboola: outcome unknown")
 
 	// ErrInvalidStackURL matches the errors of NormalizeStackURL.
@@ -111,7 +111,7 @@ func (e *APIError) Error() string {
 		details = append(details, "retry after "+e.RetryAfter.String())
 	}
 	if e.outcomeUnknown() {
-		details = append(details, "outcome unknown, the webhook may exist")
+		details = append(details, outcomeUnknownNote(e.Endpoint))
 	}
 	if len(details) > 0 {
 		b.WriteString(" (" + strings.Join(details, ", ") + ")")
@@ -144,6 +144,15 @@ func (e *APIError) Is(target error) bool {
 // may have carried out before it failed.
 func (e *APIError) outcomeUnknown() bool {
 	return e.Method == http.MethodPost && e.StatusCode >= 500
+}
+
+// outcomeUnknownNote returns the note that ends the message of a create
+// whose outcome is unknown, naming what the create at endpoint makes.
+func outcomeUnknownNote(endpoint string) string {
+	if strings.HasPrefix(endpoint, endpointSubscriptions) {
+		return "outcome unknown, the subscription may exist"
+	}
+	return "outcome unknown, the webhook may exist"
 }
 
 func isRetryableStatus(code int) bool {
@@ -196,7 +205,7 @@ func (e *TransportError) Error() string {
 		fmt.Fprintf(&b, "request failed: %v", e.Err)
 	}
 	if e.outcomeUnknown() {
-		b.WriteString(" (outcome unknown, the webhook may exist)")
+		b.WriteString(" (" + outcomeUnknownNote(e.Endpoint) + ")")
 	}
 	return b.String()
 }
@@ -221,9 +230,10 @@ func (e *TransportError) outcomeUnknown() bool {
 
 // ResponseError is the error of a 2xx response whose body is larger than
 // 1 MiB, is not valid JSON, or lacks a required field. For a create (POST)
-// the webhook may exist, so the error matches ErrOutcomeUnknown and
-// ErrRetryable. For other methods it matches no sentinel, because sending the
-// request again would most likely return the same body.
+// the webhook or subscription may exist, so the error matches
+// ErrOutcomeUnknown and ErrRetryable. For other methods it matches no
+// sentinel, because sending the request again would most likely return the
+// same body.
 type ResponseError struct {
 	// Method is the HTTP method of the request.
 	Method string
@@ -239,7 +249,7 @@ func (e *ResponseError) Error() string {
 	msg := fmt.Sprintf("keboola: %s %s: %s: invalid response body: %v",
 		e.Method, e.Endpoint, statusLine(e.StatusCode), e.Err)
 	if e.Method == http.MethodPost {
-		msg += " (outcome unknown, the webhook may exist)"
+		msg += " (" + outcomeUnknownNote(e.Endpoint) + ")"
 	}
 	return msg
 }

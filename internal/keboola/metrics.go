@@ -7,10 +7,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics are the Prometheus metrics of the Storage API clients. Label
-// values are HTTP methods and path templates such as
-// "/v2/storage/webhooks/{id}", never ids or tokens. A nil *Metrics is valid
-// and records nothing.
+// Metrics are the Prometheus metrics of the Storage API and Notification
+// service clients. Label values are HTTP methods and path templates such as
+// "/v2/storage/webhooks/{id}" or "/project-subscriptions/{id}", never ids,
+// URLs or tokens. A nil *Metrics is valid and records nothing.
 type Metrics struct {
 	requests    *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
@@ -31,25 +31,25 @@ type Metrics struct {
 //   - keboola_api_retries_total{method, endpoint}: retries after a retryable
 //     failure.
 //   - keboola_api_rate_limiter_wait_seconds: the time a request waited for
-//     its stack's rate limiter and for pauses that the server asked for.
+//     its host's rate limiter and for pauses that the server asked for.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keboola_api_requests_total",
-			Help: "Storage API request attempts by method, endpoint template and status code class (2xx, 3xx, 4xx, 5xx, or error when no response arrived).",
+			Help: "Storage API and Notification service request attempts by method, endpoint template and status code class (2xx, 3xx, 4xx, 5xx, or error when no response arrived).",
 		}, []string{"method", "endpoint", "code_class"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "keboola_api_request_duration_seconds",
-			Help:    "Duration in seconds of Storage API request attempts, including reading the response body.",
+			Help:    "Duration in seconds of Storage API and Notification service request attempts, including reading the response body.",
 			Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
 		}, []string{"method", "endpoint"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keboola_api_retries_total",
-			Help: "Storage API requests sent again after a retryable failure, by method and endpoint template.",
+			Help: "Storage API and Notification service requests sent again after a retryable failure, by method and endpoint template.",
 		}, []string{"method", "endpoint"}),
 		limiterWait: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "keboola_api_rate_limiter_wait_seconds",
-			Help:    "Time in seconds that Storage API requests waited for their stack's client-side rate limiter and for server-requested pauses.",
+			Help:    "Time in seconds that Storage API and Notification service requests waited for their host's client-side rate limiter and for server-requested pauses.",
 			Buckets: []float64{0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60},
 		}),
 	}

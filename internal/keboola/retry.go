@@ -52,7 +52,7 @@ func (c *Client) do(ctx context.Context, req *request) (*response, error) {
 		}
 
 		c.metrics.observeRetry(req.method, req.endpoint)
-		logr.FromContextOrDiscard(ctx).V(1).Info("Retrying Storage API request",
+		logr.FromContextOrDiscard(ctx).V(1).Info("Retrying "+c.serviceName+" request",
 			"method", req.method, "endpoint", req.endpoint, "retry", attempt+1, "delay", delay.String(), "error", err.Error())
 
 		if sleepErr := c.clock.Sleep(ctx, delay); sleepErr != nil {

@@ -15,48 +15,57 @@ const DefaultMaxBodyBytes = 1 << 20
 
 // Errors that a Rejection wraps, one per reason to reject a request.
 var (
-	// ErrMissingSignature means the request has no X-Kbc-Signature header.
-	ErrMissingSignature = errors.New("missing signature")
+	// ErrMissingSignature means the request has neither an X-Kbc-Signature
+	// header nor a SecretQueryParameter in its URL.
+	ErrMissingSignature = errors.New("missing signature or URL secret")
 	// ErrInvalidSignature means the signature matches none of the accepted
 	// secrets.
 	ErrInvalidSignature = errors.New("invalid signature")
+	// ErrInvalidURLSecret means the request has no X-Kbc-Signature header,
+	// and its SecretQueryParameter matches none of the accepted secrets or
+	// is repeated, empty or not validly percent-encoded.
+	ErrInvalidURLSecret = errors.New("invalid URL secret")
 	// ErrBodyTooLarge means the body is larger than MaxBodyBytes.
 	ErrBodyTooLarge = errors.New("body too large")
 	// ErrReadBody means the body could not be read, for example because the
 	// client closed the connection.
 	ErrReadBody = errors.New("failed to read the body")
 	// ErrSecretUnavailable means the SecretSource returned an error, so no
-	// signature can be checked.
+	// signature or URL secret can be checked.
 	ErrSecretUnavailable = errors.New("signing secret not available")
 )
 
 // Rejection describes a request that a Middleware rejected.
 type Rejection struct {
 	// Status is the HTTP status of the response. It is 401 for a missing or
-	// wrong signature and 413 for a body over the limit. It is 400 for an
-	// unreadable body or a verified body that is not a delivery, and 503
-	// when no secret is available.
+	// wrong signature or URL secret and 413 for a body over the limit. It is
+	// 400 for an unreadable body or a verified body that is not a delivery,
+	// and 503 when no secret is available.
 	Status int
 	// Err wraps one of ErrMissingSignature, ErrInvalidSignature,
-	// ErrBodyTooLarge, ErrReadBody, ErrSecretUnavailable or
-	// ErrInvalidPayload, and the cause where there is one.
+	// ErrInvalidURLSecret, ErrBodyTooLarge, ErrReadBody,
+	// ErrSecretUnavailable or ErrInvalidPayload, and the cause where there
+	// is one.
 	Err error
 	// Body is the body as received for ErrMissingSignature,
-	// ErrInvalidSignature and ErrInvalidPayload, and nil otherwise. Unless
-	// Err wraps ErrInvalidPayload, anyone could have sent it, so use it for
-	// diagnosis only.
+	// ErrInvalidSignature, ErrInvalidURLSecret and ErrInvalidPayload, and
+	// nil otherwise. Unless Err wraps ErrInvalidPayload, anyone could have
+	// sent it, so use it for diagnosis only.
 	Body []byte
 }
 
-// Delivery is a request whose signature a Middleware verified.
+// Delivery is a request that a Middleware verified.
 type Delivery struct {
 	// Body is the exact body that was verified.
 	Body []byte
 	// Event is the decoded body.
 	Event Event
+	// Proof is the kind of evidence that matched: ProofSignature or
+	// ProofURLSecret.
+	Proof Proof
 	// SecretIndex is the index, in the list of the SecretSource, of the
-	// secret that signed the body. For a SecretDir, 0 is the current secret
-	// and 1 the previous one.
+	// secret that matched the proof. For a SecretDir, 0 is the current
+	// secret and 1 the previous one.
 	SecretIndex int
 }
 
@@ -70,15 +79,26 @@ func DeliveryFromContext(ctx context.Context) (*Delivery, bool) {
 }
 
 // Middleware verifies each delivery before it passes the request on. It
-// reads the whole body, up to MaxBodyBytes, and checks the X-Kbc-Signature
-// header over those exact bytes against every secret of Secrets. It then
-// decodes the body with ParseEvent and calls the next handler with the
-// Delivery in the request's context and a fresh reader of the same bytes in
-// r.Body. Every other request gets an error status and never reaches the
-// next handler; see Rejection.Status.
+// reads the whole body, up to MaxBodyBytes, and checks the request against
+// every secret of Secrets with the rules of VerifyRequest: the
+// X-Kbc-Signature header over those exact bytes when the header is present,
+// and otherwise the SecretQueryParameter in the URL. It then decodes the
+// body with ParseEvent and calls the next handler with the Delivery in the
+// request's context and a fresh reader of the same bytes in r.Body. Every
+// other request gets an error status and never reaches the next handler
+// (see Rejection.Status).
+//
+// Both the next handler and OnReject get a request without the
+// SecretQueryParameter (see WithoutSecretQueryParameter), so that the URL
+// they log never contains the secret. The URL of the caller's request is
+// left unchanged.
 //
 // The responses to rejected requests carry only the status text, so that a
 // sender learns nothing about the secrets.
+//
+// NOTE: The deliveries of both backends are decoded with ParseEvent, and
+// the tests cover Notification service deliveries only with bodies in the
+// format of Event.
 type Middleware struct {
 	// Secrets provides the accepted signing secrets.
 	Secrets SecretSource
@@ -101,6 +121,7 @@ func Handler(secrets SecretSource, next http.Handler) http.Handler {
 func (m *Middleware) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		delivery, rejection := m.verify(w, r)
+		r = WithoutSecretQueryParameter(r)
 		if rejection != nil {
 			if m.OnReject != nil {
 				m.OnReject(r, *rejection)
@@ -132,22 +153,24 @@ func (m *Middleware) verify(w http.ResponseWriter, r *http.Request) (*Delivery, 
 		return nil, &Rejection{Status: http.StatusBadRequest, Err: fmt.Errorf("%w: %w", ErrReadBody, err)}
 	}
 
-	signature := r.Header.Get(SignatureHeader)
-	if signature == "" {
-		return nil, &Rejection{Status: http.StatusUnauthorized, Err: ErrMissingSignature, Body: body}
+	// A request without a usable proof is rejected before the secrets are
+	// read, so it gets 401 also while no secret is available.
+	cred, err := credentialOf(r)
+	if err != nil {
+		return nil, &Rejection{Status: http.StatusUnauthorized, Err: err, Body: body}
 	}
 	secrets, err := m.Secrets.Secrets()
 	if err != nil {
 		return nil, &Rejection{Status: http.StatusServiceUnavailable, Err: fmt.Errorf("%w: %w", ErrSecretUnavailable, err)}
 	}
-	index, ok := VerifyAny(secrets, body, signature)
-	if !ok {
-		return nil, &Rejection{Status: http.StatusUnauthorized, Err: ErrInvalidSignature, Body: body}
+	index, err := cred.verify(secrets, body)
+	if err != nil {
+		return nil, &Rejection{Status: http.StatusUnauthorized, Err: err, Body: body}
 	}
 
 	event, err := ParseEvent(body)
 	if err != nil {
 		return nil, &Rejection{Status: http.StatusBadRequest, Err: err, Body: body}
 	}
-	return &Delivery{Body: body, Event: event, SecretIndex: index}, nil
+	return &Delivery{Body: body, Event: event, Proof: cred.proof, SecretIndex: index}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -18,18 +19,61 @@ func TestMiddleware(t *testing.T) {
 		secrets       SecretSource
 		body          string
 		signature     string
+		query         string
 		wantStatus    int
 		wantErr       error
 		wantBodyShown bool
+		wantProof     Proof
 		wantIndex     int
 	}{
 		"signed with the current secret": {
 			secrets: StaticSecrets{current, previous}, body: deliveryBody,
-			signature: referenceSignature(current, []byte(deliveryBody)), wantStatus: http.StatusNoContent, wantIndex: 0,
+			signature:  referenceSignature(current, []byte(deliveryBody)),
+			wantStatus: http.StatusNoContent, wantProof: ProofSignature, wantIndex: 0,
 		},
 		"signed with the previous secret": {
 			secrets: StaticSecrets{current, previous}, body: deliveryBody,
-			signature: referenceSignature(previous, []byte(deliveryBody)), wantStatus: http.StatusNoContent, wantIndex: 1,
+			signature:  referenceSignature(previous, []byte(deliveryBody)),
+			wantStatus: http.StatusNoContent, wantProof: ProofSignature, wantIndex: 1,
+		},
+		"URL secret is the current secret": {
+			secrets: StaticSecrets{current, previous}, body: deliveryBody, query: "kbc_secret=" + string(current),
+			wantStatus: http.StatusNoContent, wantProof: ProofURLSecret, wantIndex: 0,
+		},
+		"URL secret is the previous secret": {
+			secrets: StaticSecrets{current, previous}, body: deliveryBody, query: "kbc_secret=" + string(previous),
+			wantStatus: http.StatusNoContent, wantProof: ProofURLSecret, wantIndex: 1,
+		},
+		"wrong URL secret": {
+			secrets: StaticSecrets{current, previous}, body: deliveryBody, query: "kbc_secret=whsec-other",
+			wantStatus: http.StatusUnauthorized, wantErr: ErrInvalidURLSecret, wantBodyShown: true,
+		},
+		"repeated URL secret": {
+			secrets: StaticSecrets{current}, body: deliveryBody,
+			query:      "kbc_secret=" + string(current) + "&kbc_secret=" + string(current),
+			wantStatus: http.StatusUnauthorized, wantErr: ErrInvalidURLSecret, wantBodyShown: true,
+		},
+		"empty URL secret": {
+			secrets: StaticSecrets{current}, body: deliveryBody, query: "kbc_secret=",
+			wantStatus: http.StatusUnauthorized, wantErr: ErrInvalidURLSecret, wantBodyShown: true,
+		},
+		"wrong signature and right URL secret": {
+			secrets: StaticSecrets{current}, body: deliveryBody, query: "kbc_secret=" + string(current),
+			signature:  referenceSignature([]byte("whsec-other"), []byte(deliveryBody)),
+			wantStatus: http.StatusUnauthorized, wantErr: ErrInvalidSignature, wantBodyShown: true,
+		},
+		"right signature and wrong URL secret": {
+			secrets: StaticSecrets{current}, body: deliveryBody, query: "kbc_secret=whsec-other",
+			signature:  referenceSignature(current, []byte(deliveryBody)),
+			wantStatus: http.StatusNoContent, wantProof: ProofSignature, wantIndex: 0,
+		},
+		"URL secret and no secret available": {
+			secrets: StaticSecrets{}, body: deliveryBody, query: "kbc_secret=" + string(current),
+			wantStatus: http.StatusServiceUnavailable, wantErr: ErrSecretUnavailable,
+		},
+		"unsigned and no secret available": {
+			secrets: StaticSecrets{}, body: deliveryBody,
+			wantStatus: http.StatusUnauthorized, wantErr: ErrMissingSignature, wantBodyShown: true,
 		},
 		"unsigned": {
 			secrets: StaticSecrets{current}, body: deliveryBody,
@@ -73,11 +117,17 @@ func TestMiddleware(t *testing.T) {
 				gotBody, _ = io.ReadAll(r.Body)
 				w.WriteHeader(http.StatusNoContent)
 			})
-			m := &Middleware{Secrets: tc.secrets, OnReject: func(_ *http.Request, rejection Rejection) {
+			var rejectedURIs []string
+			m := &Middleware{Secrets: tc.secrets, OnReject: func(r *http.Request, rejection Rejection) {
 				rejections = append(rejections, rejection)
+				rejectedURIs = append(rejectedURIs, r.RequestURI)
 			}}
 
-			req := httptest.NewRequest(http.MethodPost, "/webhook", strings.NewReader(tc.body))
+			target := "/webhook"
+			if tc.query != "" {
+				target += "?" + tc.query
+			}
+			req := httptest.NewRequest(http.MethodPost, target, strings.NewReader(tc.body))
 			if tc.signature != "" {
 				req.Header.Set(SignatureHeader, tc.signature)
 			}
@@ -109,6 +159,9 @@ func TestMiddleware(t *testing.T) {
 				if gotDelivery.SecretIndex != tc.wantIndex {
 					t.Errorf("Delivery.SecretIndex = %d, want %d", gotDelivery.SecretIndex, tc.wantIndex)
 				}
+				if gotDelivery.Proof != tc.wantProof {
+					t.Errorf("Delivery.Proof = %q, want %q", gotDelivery.Proof, tc.wantProof)
+				}
 				return
 			}
 
@@ -130,6 +183,9 @@ func TestMiddleware(t *testing.T) {
 			}
 			if !tc.wantBodyShown && rejection.Body != nil {
 				t.Errorf("Rejection.Body = %q, want nil", rejection.Body)
+			}
+			if rejectedURIs[0] != "/webhook" {
+				t.Errorf("OnReject got RequestURI %q, want %q without %s", rejectedURIs[0], "/webhook", SecretQueryParameter)
 			}
 			if strings.TrimSpace(rec.Body.String()) != http.StatusText(tc.wantStatus) {
 				t.Errorf("response body = %q, want only the status text", rec.Body.String())
@@ -196,5 +252,134 @@ func TestMiddlewareOverHTTP(t *testing.T) {
 	}
 	if status, _ := post(referenceSignature([]byte("whsec-retired"), []byte(deliveryBody))); status != http.StatusUnauthorized {
 		t.Errorf("signed with a retired secret: status = %d, want 401", status)
+	}
+}
+
+func TestMiddlewareRemovesURLSecret(t *testing.T) {
+	secret := []byte(urlSecretCurrent)
+	tests := map[string]struct {
+		target    string
+		signature string
+		wantURI   string
+	}{
+		"URL secret only": {
+			target:  "/webhook?tenant=a&kbc_secret=" + urlSecretCurrent + "&b=x%20y",
+			wantURI: "/webhook?tenant=a&b=x%20y",
+		},
+		"URL secret is the only parameter": {
+			target:  "/webhook?kbc_secret=" + urlSecretCurrent,
+			wantURI: "/webhook",
+		},
+		"signature and URL secret": {
+			target:    "/webhook?kbc_secret=" + urlSecretCurrent + "&tenant=a",
+			signature: referenceSignature(secret, []byte(deliveryBody)),
+			wantURI:   "/webhook?tenant=a",
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var gotURI, gotRawQuery, gotURL, gotFormValue string
+			next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				gotURI = r.RequestURI
+				gotRawQuery = r.URL.RawQuery
+				gotURL = r.URL.String()
+				gotFormValue = r.FormValue(SecretQueryParameter)
+				w.WriteHeader(http.StatusNoContent)
+			})
+			req := httptest.NewRequest(http.MethodPost, tc.target, strings.NewReader(deliveryBody))
+			if tc.signature != "" {
+				req.Header.Set(SignatureHeader, tc.signature)
+			}
+			rec := httptest.NewRecorder()
+
+			Handler(StaticSecrets{secret}, next).ServeHTTP(rec, req)
+
+			if rec.Code != http.StatusNoContent {
+				t.Fatalf("status = %d, want 204", rec.Code)
+			}
+			if gotURI != tc.wantURI {
+				t.Errorf("RequestURI in the next handler = %q, want %q", gotURI, tc.wantURI)
+			}
+			_, wantRawQuery, _ := strings.Cut(tc.wantURI, "?")
+			if gotRawQuery != wantRawQuery {
+				t.Errorf("URL.RawQuery in the next handler = %q, want %q", gotRawQuery, wantRawQuery)
+			}
+			if strings.Contains(gotURL, urlSecretCurrent) {
+				t.Errorf("URL in the next handler = %q, want it without the secret", gotURL)
+			}
+			if gotFormValue != "" {
+				t.Errorf("FormValue(%q) in the next handler = %q, want empty", SecretQueryParameter, gotFormValue)
+			}
+			if req.RequestURI != tc.target {
+				t.Errorf("RequestURI of the caller's request = %q, want it unchanged: %q", req.RequestURI, tc.target)
+			}
+		})
+	}
+}
+
+func TestMiddlewareRemovesURLSecretFromParsedForm(t *testing.T) {
+	var gotForm url.Values
+	handler := Handler(StaticSecrets{[]byte(urlSecretCurrent)}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotForm = r.Form
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	req := httptest.NewRequest(http.MethodPost, "/webhook?tenant=a&kbc_secret="+urlSecretCurrent, strings.NewReader(deliveryBody))
+	// An outer handler parsed the form before the Middleware ran.
+	if err := req.ParseForm(); err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+
+	handler.ServeHTTP(rec, req)
+
+	if rec.Code != http.StatusNoContent {
+		t.Fatalf("status = %d, want 204", rec.Code)
+	}
+	if gotForm.Has(SecretQueryParameter) {
+		t.Errorf("Form in the next handler = %v, want no %s", gotForm, SecretQueryParameter)
+	}
+	if gotForm.Get("tenant") != "a" {
+		t.Errorf("Form in the next handler = %v, want tenant=a", gotForm)
+	}
+	if !req.Form.Has(SecretQueryParameter) {
+		t.Error("the Form of the caller's request was modified")
+	}
+}
+
+// TestMiddlewareURLSecretOverHTTP sends deliveries with the secret in the
+// URL through a real HTTP server and client, as the Notification service
+// does.
+func TestMiddlewareURLSecretOverHTTP(t *testing.T) {
+	current := []byte(urlSecretCurrent)
+	previous := []byte(urlSecretPrevious)
+	server := httptest.NewServer(Handler(StaticSecrets{current, previous},
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			delivery, _ := DeliveryFromContext(r.Context())
+			_, _ = io.WriteString(w, string(delivery.Proof)+" "+r.RequestURI)
+		})))
+	defer server.Close()
+
+	post := func(query string) (int, string) {
+		t.Helper()
+		resp, err := server.Client().Post(server.URL+"/webhook?"+query, "application/json", strings.NewReader(deliveryBody))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+
+	for name, secret := range map[string]string{"current": urlSecretCurrent, "previous": urlSecretPrevious} {
+		status, body := post("tenant=a&" + url.Values{SecretQueryParameter: {secret}}.Encode())
+		if want := "url-secret /webhook?tenant=a"; status != http.StatusOK || body != want {
+			t.Errorf("URL secret is the %s secret: got %d %q, want 200 %q", name, status, body, want)
+		}
+	}
+	if status, _ := post("kbc_secret=" + urlSecretOther); status != http.StatusUnauthorized {
+		t.Errorf("URL secret is a retired secret: status = %d, want 401", status)
+	}
+	if status, _ := post("kbc_secret=" + urlSecretCurrent + "&kbc_secret=" + urlSecretCurrent); status != http.StatusUnauthorized {
+		t.Errorf("repeated URL secret: status = %d, want 401", status)
 	}
 }
