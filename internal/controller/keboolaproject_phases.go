@@ -100,6 +100,13 @@ func selectWebhookAPI(ctx context.Context, spec keboolav1.WebhookAPI, api kebool
 	const configured = "Set in spec.webhookAPI."
 	switch spec {
 	case keboolav1.WebhookAPIStorageWebhooks:
+		detected, err := api.DetectWebhookAPI(ctx)
+		if errors.Is(err, keboola.ErrNoWebhookAPI) || (err == nil && detected.API != keboola.WebhookAPIStorage) {
+			return nil, fmt.Errorf("%w: the stack has no webhooks endpoint", keboola.ErrNoWebhookAPI)
+		}
+		if err != nil {
+			return nil, err
+		}
 		return &keboola.Detection{API: keboola.WebhookAPIStorage, Reason: configured}, nil
 	case keboolav1.WebhookAPINotificationSubscriptions:
 		serviceURL, err := api.NotificationServiceURL(ctx)

@@ -206,10 +206,16 @@ func checkErrorReadiness(project *keboolav1.KeboolaProject, check tokenCheck) re
 	case errors.Is(err, errTokenKeyMissing):
 		return stalled(keboolav1.ReasonSecretKeyMissing, err.Error())
 
+	case errors.Is(err, keboola.ErrNoWebhookAPI) && project.Spec.WebhookAPI != "":
+		return stalled(keboolav1.ReasonNoWebhookAPI, fmt.Sprintf(
+			"The stack at %s does not offer %s, which spec.webhookAPI selects. "+
+				"Remove spec.webhookAPI to let the operator detect what the stack offers, or check spec.stackURL.",
+			check.stackURL, project.Spec.WebhookAPI))
+
 	case errors.Is(err, keboola.ErrNoWebhookAPI):
 		return stalled(keboolav1.ReasonNoWebhookAPI, fmt.Sprintf(
 			"The stack at %s has no webhooks endpoint, and its Storage API index lists no Notification service, so webhooks cannot be registered. "+
-				"Check spec.stackURL, or remove spec.webhookAPI to let the operator detect what the stack offers.", check.stackURL))
+				"Check spec.stackURL.", check.stackURL))
 
 	case errors.Is(err, keboola.ErrUntrustedServiceURL):
 		return stalled(keboolav1.ReasonNoWebhookAPI, fmt.Sprintf(

@@ -26,6 +26,11 @@ import (
 func (r *KeboolaWebhookReconciler) ensureWebhook(ctx context.Context, p *webhookPass) *outcome {
 	status := &p.wh.Status
 	switch {
+	case status.WebhookID == "" && len(status.Subscriptions) > 0:
+		// The Notification service subscriptions that the webhook replaces
+		// keep delivering for a grace period, like the previous webhook of
+		// a rotation.
+		return r.createWebhook(ctx, p, pendingReasonRotate)
 	case status.WebhookID == "":
 		return r.createWebhook(ctx, p, pendingReasonCreate)
 	case status.RotationToken != p.wh.Spec.RotationToken:
@@ -165,6 +170,12 @@ func (r *KeboolaWebhookReconciler) emitCreatedEvent(p *webhookPass, reason, id, 
 			"Created webhook %q because webhook %q was deleted at Keboola, and wrote its signing secret to Secret %q",
 			id, previousID, p.secret.Name)
 	case pendingReasonRotate:
+		if previousID == "" {
+			r.Recorder.Eventf(p.wh, p.secret, corev1.EventTypeNormal, eventReasonRotated, "Create",
+				"Created webhook %q with a new signing secret in Secret %q; the Notification service subscriptions it replaces keep delivering for the grace period of %s and are deleted then",
+				id, p.secret.Name, r.Options.RotationGracePeriod)
+			return
+		}
 		r.Recorder.Eventf(p.wh, p.secret, corev1.EventTypeNormal, eventReasonRotated, "Create",
 			"Created webhook %q with a new signing secret in Secret %q; webhook %q keeps delivering for the grace period of %s and is deleted then",
 			id, p.secret.Name, previousID, r.Options.RotationGracePeriod)

@@ -72,6 +72,16 @@ func storedPreviousSecret(secret *corev1.Secret) *previousSecret {
 // and for a recreate the previous secret of a rotation in progress, whose
 // webhook still delivers. A first create keeps nothing.
 func secretToKeep(p *webhookPass, reason string) *previousSecret {
+	status := &p.wh.Status
+	switch {
+	case reason == pendingReasonRotate && status.WebhookID == "" && len(status.Subscriptions) > 0:
+		// The secret of the Notification service subscriptions that the
+		// webhook replaces. No webhook id goes with it.
+		if value := mintedSecretOf(p.secret, keboolav1.SecretKeySigningSecret, status.SecretFingerprint); value != nil {
+			return &previousSecret{value: value}
+		}
+		return nil
+	}
 	switch reason {
 	case pendingReasonRotate:
 		return currentSecretOf(p.secret, &p.wh.Status)
@@ -177,7 +187,11 @@ func overlapRemaining(status *keboolav1.KeboolaWebhookStatus, now time.Time) (ti
 // webhook.
 func rotationAwareSyncedReadiness(status *keboolav1.KeboolaWebhookStatus) readiness {
 	rd := syncedReadiness(status.WebhookID, status.SecretName)
-	if _, overlapping := overlapRemaining(status, time.Now()); overlapping {
+	_, overlapping := overlapRemaining(status, time.Now())
+	switch {
+	case overlapping && status.Rotation.PreviousWebhookID == "":
+		rd.message += ". The Notification service subscriptions it replaces keep delivering until the grace period ends (status.rotation.overlapUntil)"
+	case overlapping:
 		rd.message += fmt.Sprintf(". The previous webhook %q keeps delivering until the rotation's grace period ends (status.rotation.overlapUntil)",
 			status.Rotation.PreviousWebhookID)
 	}
@@ -235,6 +249,11 @@ func (r *KeboolaWebhookReconciler) retireRotation(ctx context.Context, p *webhoo
 	status.Rotation = nil
 	log.FromContext(ctx).Info("Rotation completed", "webhookID", status.WebhookID, "previousWebhookID", id,
 		"fingerprint", status.SecretFingerprint)
+	if id == "" {
+		r.Recorder.Eventf(p.wh, p.secret, corev1.EventTypeNormal, eventReasonRotationCompleted, "Rotate",
+			"Deleted the Notification service subscriptions of the previous secret and removed that secret from Secret %q", p.secret.Name)
+		return nil
+	}
 	r.Recorder.Eventf(p.wh, p.secret, corev1.EventTypeNormal, eventReasonRotationCompleted, "Rotate",
 		"Deleted webhook %q of the previous signing secret and removed that secret from Secret %q", id, p.secret.Name)
 	return nil

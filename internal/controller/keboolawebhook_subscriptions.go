@@ -720,9 +720,17 @@ func (r *KeboolaWebhookReconciler) retireSubscriptionRotation(ctx context.Contex
 // subscriptionsSyncedReadiness is the readiness of a KeboolaWebhook whose
 // subscriptions match the spec.
 func subscriptionsSyncedReadiness(status *keboolav1.KeboolaWebhookStatus) readiness {
-	message := fmt.Sprintf("The Notification service %s match the spec and Secret %q contains their secret",
-		describeSubscriptions(status.Subscriptions), status.SecretName)
-	if _, overlapping := overlapRemaining(status, time.Now()); overlapping {
+	verb, pronoun := "match", "their"
+	if len(status.Subscriptions) == 1 {
+		verb, pronoun = "matches", "its"
+	}
+	message := fmt.Sprintf("The Notification service %s %s the spec and Secret %q contains %s secret",
+		describeSubscriptions(status.Subscriptions), verb, status.SecretName, pronoun)
+	_, overlapping := overlapRemaining(status, time.Now())
+	switch {
+	case overlapping && status.WebhookID != "":
+		message += fmt.Sprintf(". The webhook %q that they replace keeps delivering until the grace period ends (status.rotation.overlapUntil)", status.WebhookID)
+	case overlapping:
 		message += ". The previous subscriptions keep delivering until the rotation's grace period ends (status.rotation.overlapUntil)"
 	}
 	return ready(keboolav1.ReasonSynced, message)
@@ -788,7 +796,7 @@ func (r *KeboolaWebhookReconciler) deleteAllSubscriptions(ctx context.Context, p
 func (r *KeboolaWebhookReconciler) deleteReplacedSubscriptions(ctx context.Context, p *webhookPass) *outcome {
 	status := &p.wh.Status
 	ids := knownSubscriptionIDs(status)
-	if len(ids) == 0 || status.WebhookID == "" {
+	if len(ids) == 0 || status.WebhookID == "" || subscriptionOverlapProtects(status, time.Now()) {
 		return nil
 	}
 	api, o := r.notificationAPI(ctx, p)

@@ -425,6 +425,55 @@ var _ = Describe("KeboolaWebhook on the Notification service", Ordered, func() {
 		Expect(env.stack.Subscriptions(env.projectID)).To(BeEmpty())
 	})
 
+	It("rejects a webhook API that the stack lacks", func() {
+		env := newSubscriptionEnv(notificationEmu, keboolav1.WebhookAPIStorageWebhooks)
+		project := env.waitProject(keboolav1.ReasonNoWebhookAPI)
+		ready := meta.FindStatusCondition(project.Status.Conditions, keboolav1.ConditionReady)
+		Expect(ready.Message).To(ContainSubstring("spec.webhookAPI"))
+	})
+
+	It("moves a webhook between the two APIs with an overlap", func() {
+		env := newSubscriptionEnv(emu, keboolav1.WebhookAPINotificationSubscriptions)
+		env.waitProject(keboolav1.ReasonVerified)
+		env.newSubscriptionWebhook("jobs")
+		env.waitSubscriptionsSynced("jobs")
+		minted := env.expectConsistentSubscriptions("jobs")
+
+		Eventually(func() error {
+			project := &keboolav1.KeboolaProject{}
+			if err := k8sClient.Get(testCtx, types.NamespacedName{Namespace: env.namespace, Name: env.project}, project); err != nil {
+				return err
+			}
+			project.Spec.WebhookAPI = keboolav1.WebhookAPIStorageWebhooks
+			return k8sClient.Update(testCtx, project)
+		}).WithTimeout(webhookWait).WithPolling(webhookPoll).Should(Succeed())
+		env.update("jobs", func(wh *keboolav1.KeboolaWebhook) {
+			wh.Spec.Events = []string{"storage.jobFailed", "storage.jobSucceeded"}
+		})
+
+		// While the grace period lasts, the subscriptions still deliver and
+		// the Secret keeps their secret next to the webhook's.
+		Eventually(func(g Gomega) {
+			wh := env.get("jobs")
+			g.Expect(wh.Status.WebhookID).NotTo(BeEmpty())
+			g.Expect(wh.Status.Rotation).NotTo(BeNil())
+			s := env.secret(wh.Status.SecretName)
+			g.Expect(string(s.Data[keboolav1.SecretKeyPreviousSigningSecret])).To(Equal(minted))
+			g.Expect(env.stack.Subscriptions(env.projectID)).To(HaveLen(3))
+		}).WithTimeout(webhookWait).WithPolling(webhookPoll).Should(Succeed())
+
+		wh := env.waitSynced("jobs")
+		Expect(wh.Status.WebhookAPI).To(Equal(keboolav1.WebhookAPIStorageWebhooks))
+		Expect(wh.Status.Subscriptions).To(BeEmpty())
+		Expect(wh.Status.RetiredSubscriptionIDs).To(BeEmpty())
+		Expect(env.stack.Subscriptions(env.projectID)).To(BeEmpty())
+		Expect(env.stack.Webhooks(env.projectID)).To(HaveLen(1))
+		secret := env.secret(wh.Status.SecretName)
+		Expect(secret.Data).NotTo(HaveKey(keboolav1.SecretKeyPreviousSigningSecret))
+		Expect(string(secret.Data[keboolav1.SecretKeySigningSecret])).To(Equal(env.stack.Webhooks(env.projectID)[0].Secret))
+		subscriptionCredentials.add(env.stack.Webhooks(env.projectID)[0].Secret)
+	})
+
 	// This story runs last in this container and checks the credentials of
 	// every story before it too.
 	It("never shows a token or a minted secret in logs, Events or status", func() {

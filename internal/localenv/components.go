@@ -63,10 +63,11 @@ func (e *Env) InstallOperator(ctx context.Context) (*Installation, error) {
 }
 
 // StartEmulator starts the Storage API emulator on address, such as
-// "127.0.0.1:8765", with one project that accepts token, and waits until it
-// is healthy. The token reaches the emulator through a file, never on the
+// "127.0.0.1:8765", with one project that accepts token and with extraArgs
+// added, such as "--webhook-api=notification", and waits until it is
+// healthy. The token reaches the emulator through a file, never on the
 // command line. The process logs to LogPath("emulator").
-func (e *Env) StartEmulator(ctx context.Context, bins *Binaries, address string, projectID int64, token string) (*EmulatorClient, error) {
+func (e *Env) StartEmulator(ctx context.Context, bins *Binaries, address string, projectID int64, token string, extraArgs ...string) (*EmulatorClient, error) {
 	tokenFile := filepath.Join(e.Dir, "emulator-token")
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("failed to write the emulator's token file: %w", err)
@@ -74,11 +75,11 @@ func (e *Env) StartEmulator(ctx context.Context, bins *Binaries, address string,
 	process, err := e.Start(ProcessSpec{
 		Name: "emulator",
 		Path: bins.Emulator,
-		Args: []string{
+		Args: append([]string{
 			"--listen=" + address,
 			"--project-id=" + strconv.FormatInt(projectID, 10),
 			"--token-file=" + tokenFile,
-		},
+		}, extraArgs...),
 	})
 	if err != nil {
 		return nil, err

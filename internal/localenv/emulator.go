@@ -44,10 +44,18 @@ type EmulatorWebhook struct {
 
 // EmulatorDelivery is one delivery attempt of a fired event.
 type EmulatorDelivery struct {
+	// WebhookID is the webhook of a delivery of Fire, and empty for one of
+	// FireNotification.
 	WebhookID string `json:"webhookId"`
-	URL       string `json:"url"`
-	Event     string `json:"event"`
-	Attempt   int    `json:"attempt"`
+	// SubscriptionID is the subscription of a delivery of
+	// FireNotification, and empty for one of Fire.
+	SubscriptionID string `json:"subscriptionId"`
+	// URL is the receiver's URL. For a subscription that the operator
+	// registered it carries the signing secret in its query parameter
+	// kbc_secret, so it is a credential: never print it.
+	URL     string `json:"url"`
+	Event   string `json:"event"`
+	Attempt int    `json:"attempt"`
 	// Status is the receiver's response status, and 0 without a response.
 	Status int `json:"status"`
 	// Error is the reason an attempt got no response.

@@ -2,14 +2,20 @@ package localenv
 
 import (
 	"context"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/keboola/keboola-operator/pkg/webhook"
 )
 
 // newTestEnv returns an Env with empty stand-ins for the control plane
@@ -258,5 +264,161 @@ func TestTailLastLines(t *testing.T) {
 	}
 	if got := Tail(path, 2); got != "3\n4" {
 		t.Errorf("Tail() = %q, want %q", got, "3\n4")
+	}
+}
+
+func TestSetWebhookEvents(t *testing.T) {
+	objects, err := decodeObjects(`
+apiVersion: keboola.dev/v1alpha1
+kind: KeboolaProject
+metadata: {name: demo}
+spec: {stackURL: "http://127.0.0.1:8765"}
+---
+apiVersion: keboola.dev/v1alpha1
+kind: KeboolaWebhook
+metadata: {name: job-events}
+spec:
+  url: "http://127.0.0.1:8766/webhook"
+  events: [storage.jobFailed, storage.jobSucceeded]
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := []string{"job-succeeded", "job-failed"}
+
+	if err := SetWebhookEvents(objects, events); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := unstructured.NestedStringSlice(objects[1].Object, "spec", "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []string{"job-succeeded", "job-failed"}) {
+		t.Errorf("spec.events = %q, want %q", got, []string{"job-succeeded", "job-failed"})
+	}
+	if _, found, _ := unstructured.NestedFieldNoCopy(objects[0].Object, "spec", "events"); found {
+		t.Error("SetWebhookEvents added spec.events to the KeboolaProject")
+	}
+	webhookURL, _, _ := unstructured.NestedString(objects[1].Object, "spec", "url")
+	if webhookURL != "http://127.0.0.1:8766/webhook" {
+		t.Errorf("spec.url = %q, want it unchanged", webhookURL)
+	}
+
+	events[0] = "changed"
+	got, _, _ = unstructured.NestedStringSlice(objects[1].Object, "spec", "events")
+	if got[0] != "job-succeeded" {
+		t.Errorf("spec.events[0] = %q after the caller changed its slice, want a copy", got[0])
+	}
+}
+
+func TestSetWebhookEventsErrors(t *testing.T) {
+	projectOnly, err := decodeObjects("apiVersion: keboola.dev/v1alpha1\nkind: KeboolaProject\nmetadata: {name: demo}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := SetWebhookEvents(projectOnly, []string{"job-failed"}); err == nil || !strings.Contains(err.Error(), "no KeboolaWebhook") {
+		t.Errorf("SetWebhookEvents() without a KeboolaWebhook error = %v, want one that says so", err)
+	}
+
+	hook, err := decodeObjects("apiVersion: keboola.dev/v1alpha1\nkind: KeboolaWebhook\nmetadata: {name: job-events}\nspec: {events: [storage.jobFailed]}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := SetWebhookEvents(hook, nil); err == nil || !strings.Contains(err.Error(), "at least one") {
+		t.Errorf("SetWebhookEvents() with no events error = %v, want one that needs at least one event", err)
+	}
+	got, _, _ := unstructured.NestedStringSlice(hook[0].Object, "spec", "events")
+	if !slices.Equal(got, []string{"storage.jobFailed"}) {
+		t.Errorf("spec.events = %q after a failed call, want it unchanged", got)
+	}
+}
+
+func TestPostDeliverySendsSignature(t *testing.T) {
+	var signatures []string
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		signatures = r.Header.Values(webhook.SignatureHeader)
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer receiver.Close()
+
+	status, err := PostDelivery(context.Background(), receiver.URL+"/webhook", []byte(`{}`), "sha256=abc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status != http.StatusAccepted {
+		t.Errorf("PostDelivery() status = %d, want %d", status, http.StatusAccepted)
+	}
+	if !slices.Equal(signatures, []string{"sha256=abc"}) {
+		t.Errorf("X-Kbc-Signature = %q, want [sha256=abc]", signatures)
+	}
+}
+
+func TestPostUnsignedDeliveryNoSignature(t *testing.T) {
+	var (
+		signed bool
+		secret string
+		body   string
+	)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, signed = r.Header[webhook.SignatureHeader]
+		secret = r.URL.Query().Get("kbc_secret")
+		data, _ := io.ReadAll(r.Body)
+		body = string(data)
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	defer receiver.Close()
+
+	status, err := PostUnsignedDelivery(context.Background(), receiver.URL+"/webhook?kbc_secret=abc", []byte(`{"event":"job-failed"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status != http.StatusUnauthorized {
+		t.Errorf("PostUnsignedDelivery() status = %d, want %d", status, http.StatusUnauthorized)
+	}
+	if signed {
+		t.Error("the request has an X-Kbc-Signature header, want none")
+	}
+	if secret != "abc" {
+		t.Errorf("query parameter kbc_secret = %q, want %q", secret, "abc")
+	}
+	if body != `{"event":"job-failed"}` {
+		t.Errorf("body = %q, want the body that was passed", body)
+	}
+}
+
+func TestPostDeliveryErrorHidesQuery(t *testing.T) {
+	address, err := FreeAddress()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Nothing listens on address, so the request fails.
+	_, err = PostUnsignedDelivery(context.Background(), "http://"+address+"/webhook?kbc_secret=s3cr3t", []byte(`{}`))
+	if err == nil {
+		t.Fatal("PostUnsignedDelivery() to a closed port returned no error")
+	}
+	if strings.Contains(err.Error(), "s3cr3t") {
+		t.Errorf("error %q contains the query parameter kbc_secret", err)
+	}
+	if !strings.Contains(err.Error(), address+"/webhook") {
+		t.Errorf("error %q does not name the receiver", err)
+	}
+}
+
+func TestCheckLoopbackURLHidesQuery(t *testing.T) {
+	err := checkLoopbackURL("http://192.0.2.1/webhook?kbc_secret=s3cr3t")
+	if err == nil {
+		t.Fatal("checkLoopbackURL() accepted a non-loopback address")
+	}
+	if strings.Contains(err.Error(), "s3cr3t") {
+		t.Errorf("error %q contains the query parameter kbc_secret", err)
+	}
+
+	err = checkLoopbackURL("http://127.0.0.1:8766/webhook?kbc_secret=s3cr3t&x=%zz\x7f")
+	if err == nil {
+		t.Fatal("checkLoopbackURL() accepted a URL with a control character")
+	}
+	if strings.Contains(err.Error(), "s3cr3t") {
+		t.Errorf("error %q of an invalid URL contains the query parameter kbc_secret", err)
 	}
 }

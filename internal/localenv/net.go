@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/keboola/keboola-operator/pkg/webhook"
@@ -94,11 +96,12 @@ func getOK(ctx context.Context, client *http.Client, rawURL string) error {
 }
 
 // checkLoopbackURL rejects a URL whose host is not a loopback IP address or
-// "localhost", so that the helpers never send traffic off the machine.
+// "localhost", so that the helpers never send traffic off the machine. Its
+// errors leave out the query string, which may contain a secret.
 func checkLoopbackURL(rawURL string) error {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return fmt.Errorf("invalid URL %q: %w", rawURL, err)
+		return fmt.Errorf("invalid URL %q: %w", withoutQuery(rawURL), unwrapURLError(err))
 	}
 	host := u.Hostname()
 	if host == "localhost" {
@@ -107,25 +110,64 @@ func checkLoopbackURL(rawURL string) error {
 	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
 		return nil
 	}
-	return fmt.Errorf("refusing to send a request to %q: localenv talks only to loopback addresses", rawURL)
+	return fmt.Errorf("request to %q rejected: localenv sends requests only to loopback addresses", withoutQuery(rawURL))
 }
 
-// PostDelivery sends body to a webhook receiver at rawURL as Keboola does,
-// with signature in the X-Kbc-Signature header, and returns the response
-// status. rawURL must point at a loopback address.
+// withoutQuery returns rawURL without its query string and fragment, for
+// use in messages, because the query string of a Notification service
+// delivery carries the signing secret in kbc_secret.
+func withoutQuery(rawURL string) string {
+	base, _, found := strings.Cut(rawURL, "?")
+	if found {
+		return base + "?(query left out)"
+	}
+	base, _, _ = strings.Cut(base, "#")
+	return base
+}
+
+// unwrapURLError returns the cause of a *url.Error, whose message would
+// repeat the whole URL, and err itself otherwise.
+func unwrapURLError(err error) error {
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		return urlErr.Err
+	}
+	return err
+}
+
+// PostDelivery sends body to a webhook receiver at rawURL as the webhooks
+// endpoint of the Storage API does, with signature in the X-Kbc-Signature
+// header, and returns the response status. rawURL must point at a loopback
+// address.
 func PostDelivery(ctx context.Context, rawURL string, body []byte, signature string) (int, error) {
+	header := http.Header{}
+	header.Set(webhook.SignatureHeader, signature)
+	return postDelivery(ctx, rawURL, body, header)
+}
+
+// PostUnsignedDelivery sends body to a webhook receiver at rawURL as the
+// Notification service does, without an X-Kbc-Signature header, so that
+// only a kbc_secret query parameter in rawURL can prove the delivery. It
+// returns the response status. rawURL must point at a loopback address.
+func PostUnsignedDelivery(ctx context.Context, rawURL string, body []byte) (int, error) {
+	return postDelivery(ctx, rawURL, body, http.Header{})
+}
+
+// postDelivery posts body as JSON with header added. Its errors leave out
+// the query string of rawURL, which may contain a secret.
+func postDelivery(ctx context.Context, rawURL string, body []byte, header http.Header) (int, error) {
 	if err := checkLoopbackURL(rawURL); err != nil {
 		return 0, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rawURL, bytes.NewReader(body))
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("invalid delivery request to %s: %w", withoutQuery(rawURL), unwrapURLError(err))
 	}
+	maps.Copy(req.Header, header)
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(webhook.SignatureHeader, signature)
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("delivery to %s failed: %w", rawURL, err)
+		return 0, fmt.Errorf("delivery to %s failed: %w", withoutQuery(rawURL), unwrapURLError(err))
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 	_ = resp.Body.Close()

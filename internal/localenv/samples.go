@@ -3,6 +3,7 @@ package localenv
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -108,4 +109,29 @@ func sampleToken(objects []*unstructured.Unstructured, project *unstructured.Uns
 		return string(token), nil
 	}
 	return "", fmt.Errorf("the Secret %q of %s has no key %q", name, SamplesDir, key)
+}
+
+// SetWebhookEvents sets spec.events of each KeboolaWebhook among objects to
+// events. The demo uses it to subscribe the sample webhook to the
+// Notification service's events, such as "job-failed", in place of the
+// Storage API's "storage.jobFailed". It returns an error when events is
+// empty or objects contain no KeboolaWebhook.
+func SetWebhookEvents(objects []*unstructured.Unstructured, events []string) error {
+	if len(events) == 0 {
+		return errors.New("no events to set: a KeboolaWebhook needs at least one")
+	}
+	found := false
+	for _, o := range objects {
+		if o.GetKind() != "KeboolaWebhook" {
+			continue
+		}
+		if err := unstructured.SetNestedStringSlice(o.Object, events, "spec", "events"); err != nil {
+			return fmt.Errorf("failed to set spec.events of KeboolaWebhook %q: %w", o.GetName(), err)
+		}
+		found = true
+	}
+	if !found {
+		return errors.New("no KeboolaWebhook among the objects to set spec.events of")
+	}
+	return nil
 }

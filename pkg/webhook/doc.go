@@ -41,8 +41,9 @@
 // a request and its body.
 //
 // Keboola may deliver an event late, twice or out of order, so receivers
-// must be idempotent: the pair of the body's "event" and "data.id"
-// identifies an event (Event.Key). Deduplicator skips the repeats, with a
+// must be idempotent: the pair of the body's "event" and "data.id", or
+// "data.job.id" for the Notification service, identifies an event
+// (Event.Key). Deduplicator skips the repeats, with a
 // SeenSet in memory or in a shared store.
 //
 // # Secrets in access logs

@@ -51,6 +51,30 @@ type EventData struct {
 	// DurationSeconds is the run time of the job in seconds, and nil for a
 	// job that still runs.
 	DurationSeconds *float64 `json:"durationSeconds"`
+	// Job is the job of a delivery from the Notification service, which
+	// describes the job in "data.job" instead of at the top of "data".
+	Job Job `json:"job"`
+	// Phase is the phase of a flow for the Notification service's events
+	// whose names start with "phase-".
+	Phase Phase `json:"phase"`
+}
+
+// Job is the "data.job" object of a delivery from the Notification service.
+//
+// NOTE: the layout of Notification service deliveries is taken from the
+// project's emulator and not confirmed against a real stack.
+type Job struct {
+	// ID is the job id.
+	ID ID `json:"id"`
+	// Status is the job's status, such as "success" or "error".
+	Status string `json:"status"`
+}
+
+// Phase is the "data.phase" object of a delivery from the Notification
+// service.
+type Phase struct {
+	// ID is the phase id.
+	ID ID `json:"id"`
 }
 
 // Project is the "data.project" object of a delivery.
@@ -64,12 +88,20 @@ type Project struct {
 // Key returns the key that identifies the event across retried and
 // duplicated deliveries: the event type and data.id, joined by a colon, such
 // as "storage.jobFailed:123". Event types contain no colon, so two different
-// events never share a key. It returns "" when data.id is empty.
+// events never share a key. A delivery from the Notification service has no
+// data.id, and its key is the event type, data.job.id and, when present,
+// data.phase.id, such as "phase-job-failed:123:7". It returns "" when the
+// delivery has none of these ids.
 func (e Event) Key() string {
-	if e.Data.ID == "" {
+	switch {
+	case e.Data.ID != "":
+		return e.Event + ":" + string(e.Data.ID)
+	case e.Data.Job.ID == "":
 		return ""
+	case e.Data.Phase.ID != "":
+		return e.Event + ":" + string(e.Data.Job.ID) + ":" + string(e.Data.Phase.ID)
 	}
-	return e.Event + ":" + string(e.Data.ID)
+	return e.Event + ":" + string(e.Data.Job.ID)
 }
 
 // ErrInvalidPayload is returned by ParseEvent for a body that is not a

@@ -116,3 +116,43 @@ func TestTimeMarshalJSON(t *testing.T) {
 		t.Errorf("json.Marshal() = %s, want %s", encoded, want)
 	}
 }
+
+func TestEventKeyOfNotificationDeliveries(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		want string
+	}{
+		{
+			name: "job event",
+			body: `{"event":"job-failed","data":{"job":{"id":"123","status":"error"}}}`,
+			want: "job-failed:123",
+		},
+		{
+			name: "phase event",
+			body: `{"event":"phase-job-failed","data":{"job":{"id":123},"phase":{"id":"7"}}}`,
+			want: "phase-job-failed:123:7",
+		},
+		{
+			name: "data.id wins",
+			body: `{"event":"job-failed","data":{"id":"9","job":{"id":"123"}}}`,
+			want: "job-failed:9",
+		},
+		{
+			name: "no ids",
+			body: `{"event":"job-failed","data":{"job":{"status":"error"}}}`,
+			want: "",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			event, err := ParseEvent([]byte(tt.body))
+			if err != nil {
+				t.Fatalf("ParseEvent() error = %v", err)
+			}
+			if got := event.Key(); got != tt.want {
+				t.Errorf("Key() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
