@@ -71,15 +71,26 @@ func (r *KeboolaProjectReconciler) checkToken(ctx context.Context, project *kebo
 	// detection would hide.
 	usable := factsReadiness(project, factsFromResponse(info), now).state != stateStalled
 	if usable && needsWebhookAPIDetection(project, check) {
-		check.detection, check.err = selectWebhookAPI(ctx, project.Spec.WebhookAPI, api)
-		if check.err != nil {
-			log.V(1).Info("Webhook API detection failed", "error", check.err.Error())
+		var err error
+		check.detection, err = selectWebhookAPI(ctx, project.Spec.WebhookAPI, api)
+		if err != nil {
+			check.err = &detectionError{err: err}
+			log.V(1).Info("Webhook API detection failed", "error", err.Error())
 		} else {
 			log.V(1).Info("Selected webhook API", "webhookAPI", check.detection.API)
 		}
 	}
 	return check, nil
 }
+
+// detectionError is a failure to find out the webhook API of a stack whose
+// token was verified.
+type detectionError struct {
+	err error
+}
+
+func (e *detectionError) Error() string { return e.err.Error() }
+func (e *detectionError) Unwrap() error { return e.err }
 
 // needsWebhookAPIDetection reports whether the webhook API recorded in the
 // status of project may no longer apply: none is recorded, or the spec, the

@@ -222,6 +222,11 @@ func checkErrorReadiness(project *keboolav1.KeboolaProject, check tokenCheck) re
 			"The Storage API index of the stack at %s lists a Notification service outside the stack's domain, or without https, so the operator does not send the token there. "+
 				"Check spec.stackURL.", check.stackURL))
 
+	case isTransientDetectionError(err):
+		return progressing(keboolav1.ReasonAPIUnavailable, fmt.Sprintf(
+			"The token is valid, but finding out the webhook API of the stack at %s failed (%s). It is retried with backoff.",
+			check.stackURL, describeAPIError(err)))
+
 	case errors.Is(err, keboola.ErrInvalidToken):
 		// The client's reason names a length or a character class, never
 		// the token.
@@ -254,6 +259,18 @@ func checkErrorReadiness(project *keboolav1.KeboolaProject, check tokenCheck) re
 	return progressing(keboolav1.ReasonAPIUnavailable, fmt.Sprintf(
 		"The Storage API at %s is unavailable (%s). The verification is retried with backoff.",
 		check.stackURL, describeAPIError(err)))
+}
+
+// isTransientDetectionError reports whether err is a failed detection of
+// the webhook API that neither the stack's offer nor the token explains, such
+// as an unexpected 400 or 404 of the Storage API index, and that another
+// attempt may therefore fix.
+func isTransientDetectionError(err error) bool {
+	var detection *detectionError
+	return errors.As(err, &detection) &&
+		!errors.Is(err, keboola.ErrNoWebhookAPI) && !errors.Is(err, keboola.ErrUntrustedServiceURL) &&
+		!errors.Is(err, keboola.ErrUnauthorized) && !errors.Is(err, keboola.ErrForbidden) &&
+		!errors.Is(err, keboola.ErrRateLimited)
 }
 
 // describeAPIError returns a short description of a failed Storage API

@@ -36,7 +36,8 @@ func (r *KeboolaWebhookReconciler) reconcileDelete(ctx context.Context, p *webho
 	// the secret in its URL, so the list is read whenever subscriptions
 	// may exist.
 	mayHaveSubscriptions := len(knownSubscriptions) > 0 ||
-		wh.Status.WebhookAPI == keboolav1.WebhookAPINotificationSubscriptions
+		wh.Status.WebhookAPI == keboolav1.WebhookAPINotificationSubscriptions ||
+		replacesSubscriptions(&wh.Status)
 	mayHaveWebhooks := len(known) > 0 || wh.Status.PendingCreate != nil
 	everything := slices.Concat(known, knownSubscriptions)
 

@@ -26,7 +26,7 @@ import (
 func (r *KeboolaWebhookReconciler) ensureWebhook(ctx context.Context, p *webhookPass) *outcome {
 	status := &p.wh.Status
 	switch {
-	case status.WebhookID == "" && len(status.Subscriptions) > 0:
+	case status.WebhookID == "" && status.WebhookAPI == keboolav1.WebhookAPINotificationSubscriptions:
 		// The Notification service subscriptions that the webhook replaces
 		// keep delivering for a grace period, like the previous webhook of
 		// a rotation.
@@ -339,7 +339,7 @@ func (r *KeboolaWebhookReconciler) deleteRetiredWebhooks(ctx context.Context, p 
 		case id != status.WebhookID:
 			if err := api.DeleteWebhook(ctx, id); err != nil {
 				status.RetiredWebhookIDs = append(protected, status.RetiredWebhookIDs...)
-				return apiOutcome("delete the replaced webhook "+id, err)
+				return replacedDeletionOutcome("delete the replaced webhook "+id, err)
 			}
 			log.FromContext(ctx).Info("Deleted replaced webhook", "webhookID", id)
 		}

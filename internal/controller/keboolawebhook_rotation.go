@@ -74,7 +74,7 @@ func storedPreviousSecret(secret *corev1.Secret) *previousSecret {
 func secretToKeep(p *webhookPass, reason string) *previousSecret {
 	status := &p.wh.Status
 	switch {
-	case reason == pendingReasonRotate && status.WebhookID == "" && len(status.Subscriptions) > 0:
+	case reason == pendingReasonRotate && status.WebhookID == "" && status.WebhookAPI == keboolav1.WebhookAPINotificationSubscriptions:
 		// The secret of the Notification service subscriptions that the
 		// webhook replaces. No webhook id goes with it.
 		if value := mintedSecretOf(p.secret, keboolav1.SecretKeySigningSecret, status.SecretFingerprint); value != nil {
@@ -234,7 +234,7 @@ func (r *KeboolaWebhookReconciler) retireRotation(ctx context.Context, p *webhoo
 		err := api.DeleteWebhook(ctx, id)
 		r.webhookObserver().invalidate(p.key)
 		if err != nil {
-			return apiOutcome("delete the previous webhook "+id, err)
+			return replacedDeletionOutcome("delete the previous webhook "+id, err)
 		}
 		log.FromContext(ctx).Info("Deleted the previous webhook of a rotation", "webhookID", id)
 	}

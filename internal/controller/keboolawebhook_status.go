@@ -25,6 +25,7 @@ const (
 	eventReasonRecovered      = "Recovered"
 	eventReasonDeleted        = "Deleted"
 	eventReasonOrphaned       = "Orphaned"
+	eventReasonProjectChanged = "ProjectChanged"
 
 	eventReasonRotationCompleted     = "RotationCompleted"
 	eventReasonRolledOut             = "RolledOut"

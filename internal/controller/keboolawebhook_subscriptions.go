@@ -113,8 +113,33 @@ func checkWebhookAPISpec(p *webhookPass) *outcome {
 // hasSecretParameter reports whether rawURL has the query parameter that
 // carries the minted secret.
 func hasSecretParameter(rawURL string) bool {
-	u, err := url.Parse(rawURL)
-	return err == nil && u.Query().Has(webhook.SecretQueryParameter)
+	return len(secretParameterValues(rawURL)) > 0
+}
+
+// secretParameterValues returns the values of the secret query parameter of
+// rawURL. Pairs are split at "&" and ";", as receivers split them, so that
+// no form of the parameter goes unnoticed.
+func secretParameterValues(rawURL string) []string {
+	_, query, found := strings.Cut(rawURL, "?")
+	if !found {
+		return nil
+	}
+	query, _, _ = strings.Cut(query, "#")
+	var values []string
+	for pair := range strings.FieldsFuncSeq(query, func(r rune) bool { return r == '&' || r == ';' }) {
+		key, value, _ := strings.Cut(pair, "=")
+		if unescaped, err := url.QueryUnescape(key); err == nil {
+			key = unescaped
+		}
+		if key != webhook.SecretQueryParameter {
+			continue
+		}
+		if unescaped, err := url.QueryUnescape(value); err == nil {
+			value = unescaped
+		}
+		values = append(values, value)
+	}
+	return values
 }
 
 // ensureSubscriptions makes the Notification service subscriptions of p.wh
@@ -124,13 +149,14 @@ func (r *KeboolaWebhookReconciler) ensureSubscriptions(ctx context.Context, p *w
 	if o != nil {
 		return o
 	}
-	if o := r.ensureMintedSecret(ctx, p); o != nil {
+	if o := r.ensureMintedSecret(ctx, p, api); o != nil {
 		return o
 	}
-	if o := r.syncSubscriptions(ctx, p, api); o != nil {
+	live, o := r.syncSubscriptions(ctx, p, api)
+	if o != nil {
 		return o
 	}
-	if o := r.deleteRetiredSubscriptions(ctx, p, api); o != nil {
+	if o := r.deleteRetiredSubscriptions(ctx, p, api, live); o != nil {
 		return o
 	}
 	if o := r.deleteReplacedWebhooks(ctx, p); o != nil {
@@ -173,10 +199,13 @@ func mintedSecretOf(secret *corev1.Secret, key, fp string) []byte {
 // ensureMintedSecret makes sure that the Secret contains the secret whose
 // fingerprint status.secretFingerprint records, minting a new one when it
 // does not or when spec.rotationToken asks for one.
-func (r *KeboolaWebhookReconciler) ensureMintedSecret(ctx context.Context, p *webhookPass) *outcome {
+func (r *KeboolaWebhookReconciler) ensureMintedSecret(ctx context.Context, p *webhookPass, api keboola.NotificationAPI) *outcome {
 	status := &p.wh.Status
 	rotate := status.RotationToken != p.wh.Spec.RotationToken
-	if !rotate && status.WebhookAPI == keboolav1.WebhookAPINotificationSubscriptions &&
+	// A KeboolaProject that now points at another Keboola project leaves
+	// the subscriptions in the old one out of reach.
+	moved := p.written.ProjectID != 0 && p.written.ProjectID != status.ProjectID
+	if !rotate && !moved && status.WebhookAPI == keboolav1.WebhookAPINotificationSubscriptions &&
 		mintedSecretOf(p.secret, keboolav1.SecretKeySigningSecret, status.SecretFingerprint) != nil {
 		return nil
 	}
@@ -187,7 +216,7 @@ func (r *KeboolaWebhookReconciler) ensureMintedSecret(ctx context.Context, p *we
 	}
 	p.secret = fresh
 	current := mintedSecretOf(fresh, keboolav1.SecretKeySigningSecret, status.SecretFingerprint)
-	if !rotate && status.WebhookAPI == keboolav1.WebhookAPINotificationSubscriptions && current != nil {
+	if !rotate && !moved && status.WebhookAPI == keboolav1.WebhookAPINotificationSubscriptions && current != nil {
 		return nil
 	}
 
@@ -198,24 +227,25 @@ func (r *KeboolaWebhookReconciler) ensureMintedSecret(ctx context.Context, p *we
 		return o
 	}
 
-	// The secret that live subscriptions, or the webhook of the Storage
-	// API, carry stays readable until they are deleted. After a crash
-	// between the Secret write and the status write below, it is already
-	// under previousSigningSecret.
-	previous := current
-	if previous == nil {
-		previous = mintedSecretOf(fresh, keboolav1.SecretKeyPreviousSigningSecret, status.SecretFingerprint)
+	previous, o := r.secretInUse(ctx, p, api, fresh, current)
+	if o != nil {
+		return o
 	}
-	hadSubscriptions := len(status.Subscriptions) > 0 || status.WebhookID != ""
-	if !hadSubscriptions {
+	if moved {
 		previous = nil
+		r.forgetOtherProject(ctx, p)
+	}
+	// Retired subscriptions of an earlier rotation carry a secret that the
+	// Secret is about to lose, so they go first.
+	if o := r.deleteRetiredExcept(ctx, p, api, previous); o != nil {
+		return o
 	}
 
 	value := mintSecret()
 	if err := r.storeMintedSecret(ctx, p, value, previous); err != nil {
 		return kubeFailure(err)
 	}
-	if !rotate && status.WebhookAPI == keboolav1.WebhookAPINotificationSubscriptions && status.SecretFingerprint != "" {
+	if !rotate && !moved && status.WebhookAPI == keboolav1.WebhookAPINotificationSubscriptions && status.SecretFingerprint != "" {
 		log.FromContext(ctx).Info("Replacing subscriptions because the Secret does not contain their secret",
 			"secret", fresh.Name, "fingerprint", status.SecretFingerprint)
 		r.Recorder.Eventf(p.wh, fresh, corev1.EventTypeWarning, eventReasonSecretReplaced, "Rotate",
@@ -249,6 +279,63 @@ func (r *KeboolaWebhookReconciler) ensureMintedSecret(ctx context.Context, p *we
 	log.FromContext(ctx).Info("Wrote a new secret for the Notification service subscriptions",
 		"fingerprint", status.SecretFingerprint, "rotation", previous != nil)
 	return nil
+}
+
+// secretInUse returns the secret that the live subscriptions, or the
+// webhook of the Storage API, of p.wh may carry, so that the Secret keeps it
+// while they still deliver, or nil when nothing can deliver yet. current is
+// the secret of the Secret whose fingerprint status records, if any. A
+// subscription may carry it even when status records none, because its
+// create was interrupted. After a crash between the Secret write and the
+// status write of a rotation, that secret is already under
+// previousSigningSecret. When the Secret lost it, the secret is read back
+// from the URL of a live subscription.
+func (r *KeboolaWebhookReconciler) secretInUse(ctx context.Context, p *webhookPass, api keboola.NotificationAPI, secret *corev1.Secret, current []byte) ([]byte, *outcome) {
+	status := &p.wh.Status
+	if status.WebhookID == "" && status.WebhookAPI != keboolav1.WebhookAPINotificationSubscriptions {
+		return nil, nil
+	}
+	if current != nil {
+		return current, nil
+	}
+	if previous := mintedSecretOf(secret, keboolav1.SecretKeyPreviousSigningSecret, status.SecretFingerprint); previous != nil {
+		return previous, nil
+	}
+	if status.WebhookAPI != keboolav1.WebhookAPINotificationSubscriptions {
+		return nil, nil
+	}
+	live, o := r.listSubscriptions(ctx, p, api, false)
+	if o != nil {
+		return nil, o
+	}
+	for _, s := range live {
+		if value, ok := urlSecret(s.URL); ok && value != "" && fingerprint([]byte(value)) == status.SecretFingerprint {
+			return []byte(value), nil
+		}
+	}
+	return nil, nil
+}
+
+// forgetOtherProject drops the subscriptions and webhooks of p.wh that
+// status records in a Keboola project that its KeboolaProject no longer
+// points at. The operator cannot reach them any more. The new secret makes
+// receivers reject their deliveries.
+func (r *KeboolaWebhookReconciler) forgetOtherProject(ctx context.Context, p *webhookPass) {
+	status := &p.wh.Status
+	known := slices.Concat(knownSubscriptionIDs(status), knownWebhookIDs(status))
+	if len(known) == 0 {
+		return
+	}
+	log.FromContext(ctx).Info("KeboolaProject points at another Keboola project; leaving the registrations in the old one",
+		"previousProjectID", p.written.ProjectID, "projectID", status.ProjectID, "registrations", len(known))
+	r.Recorder.Eventf(p.wh, nil, corev1.EventTypeWarning, eventReasonProjectChanged, "Rotate",
+		"KeboolaProject %q now points at Keboola project %d. The operator cannot delete %d registrations in project %d, so it replaced the secret, which makes receivers reject their deliveries; delete them in Keboola",
+		p.project.Name, status.ProjectID, len(known), p.written.ProjectID)
+	status.Subscriptions = nil
+	status.RetiredSubscriptionIDs = nil
+	status.WebhookID = ""
+	status.RetiredWebhookIDs = nil
+	status.PendingCreate = nil
 }
 
 // confirmLatest returns a conflict when the API server has a newer version
@@ -314,11 +401,11 @@ func (r *KeboolaWebhookReconciler) storeMintedSecret(ctx context.Context, p *web
 // webhook.SecretQueryParameter. The rest of base stays exactly as it is.
 func subscriptionURL(base string, secret []byte) string {
 	separator := "?"
-	switch {
-	case strings.HasSuffix(base, "?") || strings.HasSuffix(base, "&"):
-		separator = ""
-	case strings.Contains(base, "?"):
+	if strings.Contains(base, "?") {
 		separator = "&"
+		if strings.HasSuffix(base, "?") || strings.HasSuffix(base, "&") {
+			separator = ""
+		}
 	}
 	return base + separator + webhook.SecretQueryParameter + "=" + url.QueryEscape(string(secret))
 }
@@ -326,11 +413,7 @@ func subscriptionURL(base string, secret []byte) string {
 // urlSecret returns the value of the secret query parameter of rawURL, and
 // false when it has not exactly one.
 func urlSecret(rawURL string) (string, bool) {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return "", false
-	}
-	values := u.Query()[webhook.SecretQueryParameter]
+	values := secretParameterValues(rawURL)
 	if len(values) != 1 {
 		return "", false
 	}
@@ -485,10 +568,11 @@ func (r *KeboolaWebhookReconciler) listSubscriptions(ctx context.Context, p *web
 }
 
 // syncSubscriptions creates the subscriptions that the spec asks for and no
-// live one provides, and records which subscription serves each event.
+// live one provides, records which subscription serves each event, and
+// returns the list it decided on.
 // Creates are decided on a fresh list only, so that a shared list that
 // predates a create never causes a duplicate.
-func (r *KeboolaWebhookReconciler) syncSubscriptions(ctx context.Context, p *webhookPass, api keboola.NotificationAPI) *outcome {
+func (r *KeboolaWebhookReconciler) syncSubscriptions(ctx context.Context, p *webhookPass, api keboola.NotificationAPI) ([]keboola.Subscription, *outcome) {
 	wh := p.wh
 	status := &wh.Status
 	current := p.secret.Data[keboolav1.SecretKeySigningSecret]
@@ -497,12 +581,12 @@ func (r *KeboolaWebhookReconciler) syncSubscriptions(ctx context.Context, p *web
 
 	live, o := r.listSubscriptions(ctx, p, api, false)
 	if o != nil {
-		return o
+		return nil, o
 	}
 	plan := planSubscriptions(desired, live, status, current, previous)
 	if len(plan.missing) > 0 {
 		if live, o = r.listSubscriptions(ctx, p, api, true); o != nil {
-			return o
+			return nil, o
 		}
 		plan = planSubscriptions(desired, live, status, current, previous)
 	}
@@ -520,12 +604,12 @@ func (r *KeboolaWebhookReconciler) syncSubscriptions(ctx context.Context, p *web
 			// A subscription whose create had an unknown outcome carries
 			// the current secret, so the next pass adopts or deletes it.
 			if werr := r.writeStatus(ctx, p); werr != nil {
-				return kubeFailure(werr)
+				return nil, kubeFailure(werr)
 			}
-			return apiOutcome("create the Notification service subscription for event "+spec.Event, err)
+			return nil, apiOutcome("create the Notification service subscription for event "+spec.Event, err)
 		}
 		if err := runCreateStepHook(ctx, wh, createStepSubscriptionCreated); err != nil {
-			return kubeFailure(err)
+			return nil, kubeFailure(err)
 		}
 		created = append(created, keboolav1.SubscriptionStatus{Event: spec.Event, ID: subscription.ID})
 		setSubscription(status, spec.Event, subscription.ID)
@@ -539,7 +623,7 @@ func (r *KeboolaWebhookReconciler) syncSubscriptions(ctx context.Context, p *web
 	status.WebhookAPI = keboolav1.WebhookAPINotificationSubscriptions
 	startOverlap(status, time.Now(), r.Options.RotationGracePeriod)
 	if err := r.writeStatus(ctx, p); err != nil {
-		return kubeFailure(err)
+		return nil, kubeFailure(err)
 	}
 	switch {
 	case len(created) > 0:
@@ -554,7 +638,7 @@ func (r *KeboolaWebhookReconciler) syncSubscriptions(ctx context.Context, p *web
 		r.Recorder.Eventf(wh, nil, corev1.EventTypeNormal, reason, "Update",
 			"Deleting Notification service subscriptions %s because %s", quoteAll(newlyRetired), cause)
 	}
-	return nil
+	return live, nil
 }
 
 // recordPlan records in status the subscriptions that plan keeps, and
@@ -651,32 +735,108 @@ func subscriptionOverlapProtects(status *keboolav1.KeboolaWebhookStatus, now tim
 }
 
 // deleteRetiredSubscriptions deletes the subscriptions that newer ones
-// replaced, unless a rotation's grace period keeps them.
-func (r *KeboolaWebhookReconciler) deleteRetiredSubscriptions(ctx context.Context, p *webhookPass, api keboola.NotificationAPI) *outcome {
+// replaced. While a rotation publishes or overlaps, the subscriptions that
+// carry its previous secret keep delivering, and so do those that live lacks,
+// whose URL is unknown. Older ones, whose secret the Secret no longer
+// contains, go at once.
+func (r *KeboolaWebhookReconciler) deleteRetiredSubscriptions(ctx context.Context, p *webhookPass, api keboola.NotificationAPI, live []keboola.Subscription) *outcome {
 	status := &p.wh.Status
-	if len(status.RetiredSubscriptionIDs) == 0 || subscriptionOverlapProtects(status, time.Now()) {
+	if len(status.RetiredSubscriptionIDs) == 0 {
 		return nil
 	}
-	defer r.subscriptionObserver().invalidate(p.key)
+	protects := subscriptionOverlapProtects(status, time.Now())
+	var kept []string
+	defer func() {
+		status.RetiredSubscriptionIDs = append(kept, status.RetiredSubscriptionIDs...)
+		if len(status.RetiredSubscriptionIDs) == 0 {
+			status.RetiredSubscriptionIDs = nil
+		}
+	}()
 	for len(status.RetiredSubscriptionIDs) > 0 {
 		id := status.RetiredSubscriptionIDs[0]
-		if err := api.DeleteSubscription(ctx, id); err != nil {
-			return apiOutcome("delete the replaced Notification service subscription "+id, err)
+		if protects && carriesPreviousSecret(live, id, status.Rotation.PreviousSecretFingerprint) {
+			kept = append(kept, id)
+			status.RetiredSubscriptionIDs = status.RetiredSubscriptionIDs[1:]
+			continue
+		}
+		err := api.DeleteSubscription(ctx, id)
+		r.subscriptionObserver().invalidate(p.key)
+		if err != nil {
+			return replacedDeletionOutcome("delete the replaced Notification service subscription "+id, err)
 		}
 		log.FromContext(ctx).Info("Deleted replaced Notification service subscription", "subscriptionID", id)
 		status.RetiredSubscriptionIDs = status.RetiredSubscriptionIDs[1:]
 	}
-	status.RetiredSubscriptionIDs = nil
 	return nil
+}
+
+// deleteRetiredExcept deletes the retired subscriptions that do not carry
+// keep, as a fresh list shows them.
+func (r *KeboolaWebhookReconciler) deleteRetiredExcept(ctx context.Context, p *webhookPass, api keboola.NotificationAPI, keep []byte) *outcome {
+	status := &p.wh.Status
+	if len(status.RetiredSubscriptionIDs) == 0 {
+		return nil
+	}
+	live, o := r.listSubscriptions(ctx, p, api, true)
+	if o != nil {
+		return o
+	}
+	var kept []string
+	for _, id := range status.RetiredSubscriptionIDs {
+		index := slices.IndexFunc(live, func(s keboola.Subscription) bool { return s.ID == id })
+		if index >= 0 && keep != nil && carriesSecret(live[index].URL, [][]byte{keep}) {
+			kept = append(kept, id)
+			continue
+		}
+		if index >= 0 {
+			err := api.DeleteSubscription(ctx, id)
+			r.subscriptionObserver().invalidate(p.key)
+			if err != nil {
+				return replacedDeletionOutcome("delete the replaced Notification service subscription "+id, err)
+			}
+			log.FromContext(ctx).Info("Deleted replaced Notification service subscription", "subscriptionID", id)
+		}
+	}
+	status.RetiredSubscriptionIDs = kept
+	return nil
+}
+
+// carriesPreviousSecret reports whether the subscription id carries the
+// secret with fingerprint previous, or is missing from live, which may
+// predate it.
+func carriesPreviousSecret(live []keboola.Subscription, id, previous string) bool {
+	index := slices.IndexFunc(live, func(s keboola.Subscription) bool { return s.ID == id })
+	return index < 0 || carriesFingerprint(live[index].URL, []string{previous})
+}
+
+// replacedDeletionOutcome is the outcome of a failed deletion of a webhook
+// or subscription that a newer one replaced. A 400 or 422 on a delete is not
+// a problem of the spec, and a 403 may be a passing fault, so unlike other
+// rejections they are retried with backoff.
+func replacedDeletionOutcome(action string, err error) *outcome {
+	o := apiOutcome(action, err)
+	switch {
+	case errors.Is(err, keboola.ErrInvalidRequest):
+		return &outcome{
+			readiness: progressing(keboolav1.ReasonAPIUnavailable,
+				fmt.Sprintf("Keboola rejected the request to %s (%s). It is retried with backoff", action, describeAPIError(err))),
+			err: err,
+		}
+	case errors.Is(err, keboola.ErrForbidden):
+		o.readiness = progressing(keboolav1.ReasonForbidden, o.readiness.message+". It is retried with backoff")
+		o.err = err
+	}
+	return o
 }
 
 // deleteReplacedWebhooks deletes the webhooks of the Storage API that the
 // KeboolaWebhook had before its project moved to the Notification service,
-// once the subscriptions that replace them are recorded.
+// once the subscriptions that replace them are recorded and the grace period
+// is over. Webhooks with a marker name of an interrupted create go too.
 func (r *KeboolaWebhookReconciler) deleteReplacedWebhooks(ctx context.Context, p *webhookPass) *outcome {
 	status := &p.wh.Status
-	ids := knownWebhookIDs(status)
-	if len(ids) == 0 || subscriptionOverlapProtects(status, time.Now()) {
+	known := knownWebhookIDs(status)
+	if (len(known) == 0 && status.PendingCreate == nil) || subscriptionOverlapProtects(status, time.Now()) {
 		return nil
 	}
 	api, o := r.storageAPI(ctx, p)
@@ -684,12 +844,27 @@ func (r *KeboolaWebhookReconciler) deleteReplacedWebhooks(ctx context.Context, p
 		return o
 	}
 	defer r.webhookObserver().invalidate(p.key)
+	webhooks, err := api.ListWebhooks(ctx)
+	switch {
+	case errors.Is(err, keboola.ErrNotFound):
+		// The stack no longer has the webhooks endpoint, and with it the
+		// webhooks.
+		webhooks = nil
+		known = nil
+	case err != nil:
+		return replacedDeletionOutcome("list the webhooks of the project", err)
+	}
+	ids := slices.Clone(known)
+	for _, w := range webhooks {
+		if isMarkerOf(w.Name, p.wh.UID) {
+			ids = appendMissing(ids, w.ID)
+		}
+	}
 	for _, id := range ids {
 		if err := api.DeleteWebhook(ctx, id); err != nil {
-			return apiOutcome("delete the webhook "+id+" that the subscriptions replace", err)
+			return replacedDeletionOutcome("delete the webhook "+id+" that the subscriptions replace", err)
 		}
 		log.FromContext(ctx).Info("Deleted webhook replaced by Notification service subscriptions", "webhookID", id)
-		status.RetiredWebhookIDs = slices.DeleteFunc(status.RetiredWebhookIDs, func(retired string) bool { return retired == id })
 	}
 	status.WebhookID = ""
 	status.RetiredWebhookIDs = nil
@@ -792,11 +967,13 @@ func (r *KeboolaWebhookReconciler) deleteAllSubscriptions(ctx context.Context, p
 // deleteReplacedSubscriptions deletes the Notification service
 // subscriptions that the KeboolaWebhook had before its project moved to the
 // webhooks endpoint of the Storage API, once the webhook that replaces them
-// is recorded.
+// is recorded and the grace period is over. Subscriptions that carry the
+// replaced secret go too, such as one whose create was interrupted.
 func (r *KeboolaWebhookReconciler) deleteReplacedSubscriptions(ctx context.Context, p *webhookPass) *outcome {
 	status := &p.wh.Status
-	ids := knownSubscriptionIDs(status)
-	if len(ids) == 0 || status.WebhookID == "" || subscriptionOverlapProtects(status, time.Now()) {
+	known := knownSubscriptionIDs(status)
+	if (len(known) == 0 && !replacesSubscriptions(status)) || status.WebhookID == "" ||
+		subscriptionOverlapProtects(status, time.Now()) {
 		return nil
 	}
 	api, o := r.notificationAPI(ctx, p)
@@ -804,13 +981,32 @@ func (r *KeboolaWebhookReconciler) deleteReplacedSubscriptions(ctx context.Conte
 		return o
 	}
 	defer r.subscriptionObserver().invalidate(p.key)
+	live, err := api.ListSubscriptions(ctx)
+	if err != nil {
+		return replacedDeletionOutcome("list the Notification service subscriptions of the project", err)
+	}
+	ids := slices.Clone(known)
+	fingerprints := recordedFingerprints(status)
+	for _, s := range live {
+		if carriesFingerprint(s.URL, fingerprints) {
+			ids = appendMissing(ids, s.ID)
+		}
+	}
 	for _, id := range ids {
 		if err := api.DeleteSubscription(ctx, id); err != nil {
-			return apiOutcome("delete the Notification service subscription "+id+" that the webhook replaces", err)
+			return replacedDeletionOutcome("delete the Notification service subscription "+id+" that the webhook replaces", err)
 		}
 		log.FromContext(ctx).Info("Deleted Notification service subscription replaced by a webhook", "subscriptionID", id)
 	}
 	status.Subscriptions = nil
 	status.RetiredSubscriptionIDs = nil
 	return nil
+}
+
+// replacesSubscriptions reports whether the rotation in status replaces
+// Notification service subscriptions with a webhook: it has a previous
+// secret but no previous webhook.
+func replacesSubscriptions(status *keboolav1.KeboolaWebhookStatus) bool {
+	return status.Rotation != nil && status.Rotation.PreviousWebhookID == "" &&
+		status.Rotation.PreviousSecretFingerprint != "" && status.WebhookID != ""
 }

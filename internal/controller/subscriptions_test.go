@@ -497,7 +497,7 @@ var _ = Describe("KeboolaWebhook on the Notification service", Ordered, func() {
 			Expect(strings.Contains(string(eventJSON), credential)).To(BeFalse(), "a credential appears in an Event")
 			Expect(strings.Contains(string(statusJSON), credential)).To(BeFalse(), "a credential appears in an object")
 		}
-		Expect(logs).NotTo(ContainSubstring(webhook.SecretQueryParameter+"="), "a receiver URL with its secret appears in the manager's log")
+		Expect(logs).NotTo(MatchRegexp(webhook.SecretQueryParameter+"=[0-9a-f]{8}"), "a receiver URL with its secret appears in the manager's log")
 	})
 })
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -396,8 +397,15 @@ func cleanText(s string, secrets []string, limit int) string {
 	for _, secret := range secrets {
 		s = strings.ReplaceAll(s, secret, redacted)
 	}
+	s = urlSecretParameter.ReplaceAllString(s, "${1}"+redacted)
 	return truncate(s, limit)
 }
+
+// urlSecretParameter matches the value of the query parameter kbc_secret,
+// which carries the secret of a receiver URL of the Notification service,
+// wherever a response repeats such a URL, also in escaped form. The value
+// ends at a character that cannot be part of it.
+var urlSecretParameter = regexp.MustCompile(`(?i)(kbc(?:_|%5f)secret(?:=|%3d|\\u003d))[^&;#\s"'<>\\]*`)
 
 // redactionList returns the token and the other values to redact, as valid
 // UTF-8 and without empty strings, longest first. The order makes a value

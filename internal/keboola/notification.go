@@ -130,16 +130,15 @@ func (c *Client) probeWebhooksEndpoint(ctx context.Context) (int, error) {
 	if !errors.As(err, &apiErr) {
 		return 0, err
 	}
-	switch status := apiErr.StatusCode; {
-	case status == http.StatusNotFound || status == http.StatusMethodNotAllowed:
-		return status, nil
-	case status == http.StatusUnauthorized:
-		return 0, err
-	case status >= 400 && status < 500 && !errors.Is(err, ErrRetryable):
-		// The route exists and rejected this request, for example with a
-		// 403 for a token that may not manage webhooks.
+	switch apiErr.StatusCode {
+	case http.StatusNotFound, http.StatusMethodNotAllowed:
+		return apiErr.StatusCode, nil
+	case http.StatusForbidden:
+		// The route exists, and the token may not manage webhooks.
 		return 0, nil
 	}
+	// Other answers, such as a 400 from a proxy, say nothing for certain
+	// about the route, so the detection is retried rather than guessed.
 	return 0, err
 }
 

@@ -63,7 +63,6 @@ func TestDetectWebhookAPIStorage(t *testing.T) {
 	tests := map[string]reply{
 		"200 list":          {status: 200, body: `[]`},
 		"403 forbidden":     {status: 403, body: `{"error":"You don't have access to the resource."}`},
-		"400 rejected":      {status: 400, body: `{"error":"bad request"}`},
 		"oversize 200 body": {status: 200, body: "[" + strings.Repeat(" ", maxBodyBytes) + "]"},
 	}
 	for name, webhooksReply := range tests {
@@ -86,6 +85,40 @@ func TestDetectWebhookAPIStorage(t *testing.T) {
 				t.Errorf("server got %d requests, want 1 (no index request)", n)
 			}
 		})
+	}
+}
+
+func TestDetectWebhookAPIReturnsUnclearAnswers(t *testing.T) {
+	srv := newTestServer(t, routes(map[string][]reply{
+		"/v2/storage/webhooks": {{status: 400, body: `{"error":"bad request"}`}},
+		"/v2/storage":          {{status: 200, body: indexBody("http://127.0.0.1:1/notification")}},
+	}))
+	c, _ := newTestClient(t, srv, Options{})
+
+	if _, err := c.DetectWebhookAPI(context.Background()); !errors.Is(err, ErrInvalidRequest) {
+		t.Errorf("DetectWebhookAPI() error = %v, want one that matches ErrInvalidRequest", err)
+	}
+}
+
+func TestErrorsRedactURLSecrets(t *testing.T) {
+	const secret = "0123456789abcdef0123456789abcdef"
+	bodies := []string{
+		`{"error":"Invalid recipient https://hooks.example.com/a?kbc_secret=` + secret + `&x=1"}`,
+		`{"error":"Invalid recipient https://hooks.example.com/a?KBC_SECRET=` + secret + `"}`,
+		`{"error":"Invalid recipient https://hooks.example.com/a?kbc%5Fsecret%3D` + secret + `"}`,
+	}
+	for _, body := range bodies {
+		srv := newTestServer(t, routes(map[string][]reply{
+			"/v2/storage/webhooks": {{status: 422, body: body}},
+		}))
+		c, _ := newTestClient(t, srv, Options{})
+		_, err := c.ListWebhooks(context.Background())
+		if err == nil {
+			t.Fatalf("ListWebhooks() error = nil, want the 422")
+		}
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("error %q contains the URL secret", err)
+		}
 	}
 }
 

@@ -1,12 +1,16 @@
 // Package chaos is the reliability and security suite of the operator.
 //
 // TestChaosSoak runs two replicas of the operator binary against a local
-// control plane and an in-process Storage API emulator that injects faults,
-// and kills replicas with SIGKILL. Then it checks that every KeboolaWebhook
-// converged to exactly one webhook whose signing secret its Secret holds,
-// and that no token or signing secret leaked into logs, Events, status or
-// metrics. The other tests check the RBAC rules, the hardening of the
-// manager Deployment and the authentication of the metrics endpoint.
+// control plane and two in-process emulators that inject faults. The
+// webhooks stack has the webhooks endpoint of the Storage API, and the
+// Notification stack offers only the Notification service. Meanwhile it
+// kills replicas with SIGKILL. Then it checks that every KeboolaWebhook
+// converged: on the webhooks stack to exactly one webhook whose signing
+// secret its Secret holds, on the Notification stack to one subscription
+// per event whose URL carries the secret that its Secret holds. It also checks that no token, signing
+// secret or minted secret leaked into logs, Events, status or metrics. The
+// other tests check the RBAC rules, the hardening of the manager
+// Deployment and the authentication of the metrics endpoint.
 //
 // "go test ./..." runs a small soak that takes about a minute. "make
 // test-chaos" runs a larger one with flags such as -chaos.webhooks=200;
@@ -36,9 +40,13 @@ import (
 // test ./..."; "make test-chaos" passes larger values.
 var (
 	webhookCount = flag.Int("chaos.webhooks", 12,
-		"Number of KeboolaWebhooks the soak creates.")
+		"Number of KeboolaWebhooks the soak creates in the projects on the stack with the webhooks endpoint of the Storage API.")
 	projectCount = flag.Int("chaos.projects", 3,
-		"Number of KeboolaProjects, each in a namespace and an emulator project of its own.")
+		"Number of KeboolaProjects on the stack with the webhooks endpoint of the Storage API, each in a namespace and an emulator project of its own.")
+	notificationProjectCount = flag.Int("chaos.notification-projects", 2,
+		"Number of further KeboolaProjects on a second stack that offers only the Notification service, each in a namespace and an emulator project of its own. 0 leaves that stack out.")
+	notificationWebhookCount = flag.Int("chaos.notification-webhooks", 0,
+		"Number of KeboolaWebhooks the soak creates in the projects on the Notification service. 0 creates as many as -chaos.webhooks.")
 	killCount = flag.Int("chaos.kills", 2,
 		"Number of operator replicas the soak kills with SIGKILL while faults are injected.")
 	minFaultDuration = flag.Duration("chaos.fault-duration", 30*time.Second,

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
 	mathrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -34,26 +33,40 @@ const (
 )
 
 // project is one KeboolaProject of the soak, in a namespace of its own,
-// with one project and token at the emulator.
+// with one project and token at its stack.
 type project struct {
 	namespace string
 	id        int64
 	// token is the Storage API token. It is a credential: the soak never
 	// prints it and scans every output for it.
 	token string
+	// emu is the stack of the project: the webhooks stack or the
+	// Notification stack (see soak).
+	emu *emulator.Server
+	// notification is true for a project on the Notification stack, whose
+	// KeboolaWebhooks become subscriptions.
+	notification bool
 }
 
-// setupProject adds project number index to the emulator and creates its
-// namespace, token Secret and KeboolaProject.
-func setupProject(ctx context.Context, c client.Client, emu *emulator.Server, index int) (*project, error) {
-	p := &project{
-		namespace: fmt.Sprintf("chaos-%d", index),
-		id:        int64(7001 + index),
-		token:     fmt.Sprintf("%d-%d-%s", 7001+index, 9000+index, randomHex(20)),
+// setupProject adds project number index to emu and creates its namespace,
+// token Secret and KeboolaProject. A project on the Notification stack gets
+// other ids and namespace names, so that messages tell the two kinds
+// apart.
+func setupProject(ctx context.Context, c client.Client, emu *emulator.Server, index int, notification bool) (*project, error) {
+	namespace, projectID, tokenID := fmt.Sprintf("chaos-%d", index), int64(7001+index), 9000+index
+	if notification {
+		namespace, projectID, tokenID = fmt.Sprintf("chaos-notification-%d", index), int64(8001+index), 9500+index
 	}
-	emu.AddProject(emulator.Project{ID: p.id, Name: fmt.Sprintf("Chaos project %d", index), Region: "eu-central-1"})
+	p := &project{
+		namespace:    namespace,
+		id:           projectID,
+		token:        fmt.Sprintf("%d-%d-%s", projectID, tokenID, randomHex(20)),
+		emu:          emu,
+		notification: notification,
+	}
+	emu.AddProject(emulator.Project{ID: p.id, Name: fmt.Sprintf("Chaos project %d", p.id), Region: "eu-central-1"})
 	emu.AddToken(p.token, emulator.Token{
-		ID:                fmt.Sprintf("%d", 9000+index),
+		ID:                fmt.Sprintf("%d", tokenID),
 		Description:       "chaos soak token",
 		ProjectID:         p.id,
 		CanManageWebhooks: true,
@@ -106,6 +119,13 @@ func (l *lockedRand) IntN(n int) int {
 	return l.r.IntN(n)
 }
 
+// Shuffle permutes n elements with swap, as math/rand/v2's Rand.Shuffle.
+func (l *lockedRand) Shuffle(n int, swap func(i, j int)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.r.Shuffle(n, swap)
+}
+
 // Float64 returns a number in [0, 1).
 func (l *lockedRand) Float64() float64 {
 	l.mu.Lock()
@@ -113,19 +133,46 @@ func (l *lockedRand) Float64() float64 {
 	return l.r.Float64()
 }
 
-// webhookObject returns KeboolaWebhook number index of project p. It
-// subscribes to firedEvent and up to three other event types, and its URL
-// points at the receiver, with a path that names the object.
+// webhookRef is a KeboolaWebhook of the soak and its project.
+type webhookRef struct {
+	key     types.NamespacedName
+	project *project
+}
+
+// webhookObject returns KeboolaWebhook number index of project p. Its URL
+// points at the receiver, with a path that names the object. On the
+// webhooks stack it subscribes to firedEvent and up to three other event
+// types. On the Notification stack it subscribes to one to three events of
+// the Notification service, and may have filters and a query in its URL.
 func webhookObject(p *project, index int, receiverURL string, random *lockedRand) *keboolav1.KeboolaWebhook {
 	name := fmt.Sprintf("hook-%03d", index)
-	return &keboolav1.KeboolaWebhook{
+	wh := &keboolav1.KeboolaWebhook{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: p.namespace},
 		Spec: keboolav1.KeboolaWebhookSpec{
 			ProjectRef: keboolav1.ProjectReference{Name: projectName},
-			URL:        receiverURL + "/hook/" + p.namespace + "/" + name,
-			Events:     randomEvents(random),
+			URL:        receiverPath(receiverURL, p.namespace, name),
+			Events:     randomEventsFor(p, random),
 		},
 	}
+	if p.notification {
+		wh.Spec.URL = randomReceiverURL(receiverURL, p.namespace, name, "", random)
+		wh.Spec.Filters = randomFilters(random)
+	}
+	return wh
+}
+
+// receiverPath returns the URL of the receiver for the KeboolaWebhook
+// namespace/name, without a query.
+func receiverPath(receiverURL, namespace, name string) string {
+	return receiverURL + "/hook/" + namespace + "/" + name
+}
+
+// randomEventsFor returns a random spec.events for a KeboolaWebhook of p.
+func randomEventsFor(p *project, random *lockedRand) []string {
+	if p.notification {
+		return randomNotificationEvents(random)
+	}
+	return randomEvents(random)
 }
 
 // randomEvents returns firedEvent and up to three other event types.
@@ -145,40 +192,89 @@ func randomEvents(random *lockedRand) []string {
 type mutation string
 
 const (
-	// mutateEvents replaces spec.events, which the operator applies with
-	// an update at Keboola.
+	// mutateEvents replaces spec.events. The operator updates a webhook of
+	// the Storage API, and on the Notification service creates the new
+	// subscriptions before it deletes those of the removed events.
 	mutateEvents mutation = "events"
 	// mutateRotation changes spec.rotationToken, which makes the operator
-	// create a new webhook, publish its secret and delete the old one.
+	// publish a new secret next to the old one, and delete the old webhook
+	// or subscriptions after the rotation grace period.
 	mutateRotation mutation = "rotation"
+	// mutateURL changes spec.url of a KeboolaWebhook on the Notification
+	// service: the query it has, if any, or whether it has one. Every
+	// subscription is replaced, because a subscription cannot change.
+	mutateURL mutation = "url"
+	// mutateFilters replaces spec.filters of a KeboolaWebhook on the
+	// Notification service, which also replaces every subscription.
+	mutateFilters mutation = "filters"
+	// mutateWebhookAPI switches spec.webhookAPI of a KeboolaProject on the
+	// Notification service between absent and NotificationSubscriptions.
+	// Both select the same service, but each change makes the operator read
+	// the Storage API index (GET /v2/storage) again, and an absent value
+	// also makes it probe the webhooks endpoint, so the faults of those
+	// requests hit a running project.
+	mutateWebhookAPI mutation = "webhookAPI"
 )
 
-// mutate applies m to the KeboolaWebhook key, retrying on conflicts with
+// mutate applies m to the KeboolaWebhook of ref, retrying on conflicts with
 // the operator's own writes.
-func mutate(ctx context.Context, c client.Client, key types.NamespacedName, m mutation, random *lockedRand) error {
+func mutate(ctx context.Context, c client.Client, ref webhookRef, m mutation, receiverURL string, random *lockedRand) error {
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		var wh keboolav1.KeboolaWebhook
-		if err := c.Get(ctx, key, &wh); err != nil {
+		if err := c.Get(ctx, ref.key, &wh); err != nil {
 			return err
 		}
 		switch m {
 		case mutateEvents:
-			events := randomEvents(random)
-			for slices.Equal(events, wh.Spec.Events) {
-				events = randomEvents(random)
+			events := randomEventsFor(ref.project, random)
+			for slices.Equal(slices.Sorted(slices.Values(events)), slices.Sorted(slices.Values(wh.Spec.Events))) {
+				events = randomEventsFor(ref.project, random)
 			}
 			wh.Spec.Events = events
 		case mutateRotation:
 			wh.Spec.RotationToken = "rotation-" + randomHex(4)
+		case mutateURL:
+			wh.Spec.URL = randomReceiverURL(receiverURL, wh.Namespace, wh.Name, wh.Spec.URL, random)
+		case mutateFilters:
+			filters := randomFilters(random)
+			for slices.Equal(filters, wh.Spec.Filters) {
+				filters = randomFilters(random)
+			}
+			wh.Spec.Filters = filters
+		default:
+			return fmt.Errorf("mutation %q does not apply to a KeboolaWebhook", m)
 		}
 		return c.Update(ctx, &wh)
 	})
 }
 
+// switchWebhookAPI applies mutateWebhookAPI to the KeboolaProject of p.
+func switchWebhookAPI(ctx context.Context, c client.Client, p *project) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var kbp keboolav1.KeboolaProject
+		if err := c.Get(ctx, types.NamespacedName{Namespace: p.namespace, Name: projectName}, &kbp); err != nil {
+			return err
+		}
+		if kbp.Spec.WebhookAPI == "" {
+			kbp.Spec.WebhookAPI = keboolav1.WebhookAPINotificationSubscriptions
+		} else {
+			kbp.Spec.WebhookAPI = ""
+		}
+		return c.Update(ctx, &kbp)
+	})
+}
+
 // receiver is a webhook receiver on loopback. It verifies each delivery to
-// /hook/<namespace>/<name> with the signing secret in the Secret of that
-// KeboolaWebhook, read from the API server at delivery time, and responds
-// 200 or 401, as a receiver Pod that mounts the Secret would.
+// /hook/<namespace>/<name> with the Middleware of pkg/webhook, against the
+// signing secret in the Secret of that KeboolaWebhook, read from the API
+// server at delivery time, as a receiver Pod that mounts the Secret would.
+// It accepts only the current secret, never previousSigningSecret, and only
+// the proof that the KeboolaWebhook's webhook API sends: the signature
+// header for the Storage API, the kbc_secret query parameter for the
+// Notification service. It responds 200, 401 for a wrong or missing proof,
+// 403 for a valid proof of the other kind, 500 when it cannot read the
+// KeboolaWebhook or its Secret, and 503 when the Secret has no signing
+// secret.
 type receiver struct {
 	server *httptest.Server
 	admin  client.Client
@@ -196,11 +292,6 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "unknown path", http.StatusNotFound)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(req.Body, 1<<20))
-	if err != nil {
-		http.Error(w, "failed to read the body", http.StatusBadRequest)
-		return
-	}
 
 	var wh keboolav1.KeboolaWebhook
 	if err := r.admin.Get(req.Context(), types.NamespacedName{Namespace: parts[0], Name: parts[1]}, &wh); err != nil {
@@ -212,11 +303,20 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "Secret not found", http.StatusInternalServerError)
 		return
 	}
-	if !webhook.Verify(secret.Data[keboolav1.SecretKeySigningSecret], body, req.Header.Get(webhook.SignatureHeader)) {
-		http.Error(w, "invalid signature", http.StatusUnauthorized)
-		return
+
+	wantProof := webhook.ProofSignature
+	if wh.Status.WebhookAPI == keboolav1.WebhookAPINotificationSubscriptions {
+		wantProof = webhook.ProofURLSecret
 	}
-	w.WriteHeader(http.StatusOK)
+	middleware := &webhook.Middleware{Secrets: webhook.StaticSecrets{secret.Data[keboolav1.SecretKeySigningSecret]}}
+	middleware.Wrap(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		delivery, ok := webhook.DeliveryFromContext(req.Context())
+		if !ok || delivery.Proof != wantProof {
+			http.Error(w, "wrong kind of proof", http.StatusForbidden)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})).ServeHTTP(w, req)
 }
 
 func (r *receiver) close() {

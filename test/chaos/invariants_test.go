@@ -121,18 +121,22 @@ func waitReady(ctx context.Context, c client.Client, projects []*project, want i
 	}
 }
 
-// checkConverged checks the state of each project against the emulator: every
-// KeboolaWebhook owns exactly one webhook, which matches its spec, its
-// Secret holds that webhook's id and signing secret, and the emulator holds
-// no webhook that no KeboolaWebhook owns.
-func checkConverged(ctx context.Context, c client.Client, emu *emulator.Server, projects []*project, v *violations) error {
+// checkConverged checks each project on the webhooks stack against that
+// stack. Every KeboolaWebhook owns exactly one webhook, which matches its
+// spec, and its Secret holds that webhook's id and signing secret. The
+// stack holds no webhook that no KeboolaWebhook owns. checkSubscriptions
+// checks the projects on the Notification service.
+func checkConverged(ctx context.Context, c client.Client, projects []*project, v *violations) error {
 	for _, p := range projects {
+		if p.notification {
+			continue
+		}
 		var list keboolav1.KeboolaWebhookList
 		if err := c.List(ctx, &list, client.InNamespace(p.namespace)); err != nil {
 			return err
 		}
 		stored := map[string]emulator.StoredWebhook{}
-		for _, w := range emu.Webhooks(p.id) {
+		for _, w := range p.emu.Webhooks(p.id) {
 			stored[w.ID] = w
 			if strings.HasPrefix(w.Name, markerNamePrefix) {
 				v.add("project %d holds webhook %s with the marker name %q of an uncommitted create", p.id, w.ID, w.Name)
@@ -238,18 +242,22 @@ func checkSecret(ctx context.Context, c client.Client, wh *keboolav1.KeboolaWebh
 	return nil
 }
 
-// checkDeliveries fires firedEvent in every project. Each KeboolaWebhook
-// subscribes to it, so each must get exactly one delivery, and the
-// receiver, which verifies the signature with the Secret in the cluster,
-// must accept it.
-func checkDeliveries(ctx context.Context, c client.Client, emu *emulator.Server, projects []*project, v *violations) (int, error) {
+// checkDeliveries fires firedEvent in every project on the webhooks
+// stack.
+// Each KeboolaWebhook subscribes to it, so each must get exactly one
+// delivery, and the receiver, which verifies the signature with the Secret
+// in the cluster, must accept it.
+func checkDeliveries(ctx context.Context, c client.Client, projects []*project, v *violations) (int, error) {
 	total := 0
 	for i, p := range projects {
+		if p.notification {
+			continue
+		}
 		var list keboolav1.KeboolaWebhookList
 		if err := c.List(ctx, &list, client.InNamespace(p.namespace)); err != nil {
 			return total, err
 		}
-		deliveries := emu.Fire(ctx, p.id, firedEvent, map[string]any{"id": fmt.Sprintf("chaos-%d", i)})
+		deliveries := p.emu.Fire(ctx, p.id, firedEvent, map[string]any{"id": fmt.Sprintf("chaos-%d", i)})
 		total += len(deliveries)
 		if len(deliveries) != len(list.Items) {
 			v.add("an event in project %d made %d delivery attempts, want one for each of its %d KeboolaWebhooks", p.id, len(deliveries), len(list.Items))
@@ -264,16 +272,21 @@ func checkDeliveries(ctx context.Context, c client.Client, emu *emulator.Server,
 	return total, nil
 }
 
-// writeCount returns the number of Storage API requests that change
-// webhooks.
-func writeCount(emu *emulator.Server) int {
-	return emu.Count(http.MethodPost, "") + emu.Count(http.MethodPut, "") + emu.Count(http.MethodDelete, "")
+// writeCount returns the number of requests to any of stacks that change
+// webhooks or subscriptions.
+func writeCount(stacks []*emulator.Server) int {
+	writes := 0
+	for _, emu := range stacks {
+		writes += emu.Count(http.MethodPost, "") + emu.Count(http.MethodPut, "") + emu.Count(http.MethodDelete, "")
+	}
+	return writes
 }
 
 // deleteEverything deletes every KeboolaWebhook, then every KeboolaProject
-// and token Secret, and checks that each project at the emulator is empty
-// and that every object is gone within timeout.
-func deleteEverything(ctx context.Context, c client.Client, emu *emulator.Server, projects []*project, timeout time.Duration, v *violations) error {
+// and token Secret, and checks that each project at its stack holds
+// neither webhooks nor subscriptions and that every object is gone within
+// timeout.
+func deleteEverything(ctx context.Context, c client.Client, projects []*project, timeout time.Duration, v *violations) error {
 	for _, p := range projects {
 		if err := c.DeleteAllOf(ctx, &keboolav1.KeboolaWebhook{}, client.InNamespace(p.namespace)); err != nil {
 			return fmt.Errorf("failed to delete the KeboolaWebhooks of %s: %w", p.namespace, err)
@@ -288,8 +301,11 @@ func deleteEverything(ctx context.Context, c client.Client, emu *emulator.Server
 		v.add("%d KeboolaWebhooks still exist %s after their deletion", remaining, timeout)
 	}
 	for _, p := range projects {
-		if n := len(emu.Webhooks(p.id)); n > 0 {
+		if n := len(p.emu.Webhooks(p.id)); n > 0 {
 			v.add("project %d holds %d webhooks after every KeboolaWebhook was deleted", p.id, n)
+		}
+		if n := len(p.emu.Subscriptions(p.id)); n > 0 {
+			v.add("project %d holds %d Notification service subscriptions after every KeboolaWebhook was deleted", p.id, n)
 		}
 	}
 

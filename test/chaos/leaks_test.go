@@ -19,43 +19,85 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	keboolav1 "github.com/keboola/keboola-operator/api/v1alpha1"
-	"github.com/keboola/keboola-operator/internal/emulator"
 )
 
 // credentials collects every credential of the soak: the Storage API
-// tokens, and every signing secret the emulator handed out, including those
-// of webhooks that a rotation or a recovery deleted soon after.
+// tokens, every signing secret that the Storage API emulator handed out,
+// and every secret that the operator minted for Notification service
+// subscriptions, including those of webhooks and subscriptions that a
+// rotation or a recovery deleted soon after.
 type credentials struct {
 	mu      sync.Mutex
 	tokens  map[string]int64 // token to project id
 	signing map[string]bool
+	minted  map[string]bool
 }
 
 func newCredentials(projects []*project) *credentials {
-	c := &credentials{tokens: map[string]int64{}, signing: map[string]bool{}}
+	c := &credentials{tokens: map[string]int64{}, signing: map[string]bool{}, minted: map[string]bool{}}
 	for _, p := range projects {
 		c.tokens[p.token] = p.id
 	}
 	return c
 }
 
-// collect adds the signing secrets of every webhook the emulator holds now.
-// The soak calls it every 50ms, so it also collects the secrets of most
-// webhooks that exist only briefly.
-func (c *credentials) collect(emu *emulator.Server, projects []*project) {
+// collect adds the signing secrets of every webhook and the kbc_secret of
+// every subscription that the stacks hold now. The soak calls it every
+// 50ms, so it also collects the secrets of most webhooks and subscriptions
+// that exist only briefly.
+func (c *credentials) collect(projects []*project) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, p := range projects {
-		for _, w := range emu.Webhooks(p.id) {
+		for _, w := range p.emu.Webhooks(p.id) {
 			c.signing[w.Secret] = true
 		}
+		for _, s := range p.emu.Subscriptions(p.id) {
+			if value, ok := urlSecretValue(s.Recipient.URL); ok && value != "" {
+				c.minted[value] = true
+			}
+		}
 	}
+}
+
+// collectSecrets adds the signingSecret and previousSigningSecret of every
+// Secret in the soak's namespaces. The operator writes a minted secret to
+// the Secret before it creates a subscription with it, so this also finds
+// secrets that a kill or a fault kept from ever reaching the stack.
+func (c *credentials) collectSecrets(ctx context.Context, kube client.Client, projects []*project) error {
+	for _, p := range projects {
+		var secrets corev1.SecretList
+		if err := kube.List(ctx, &secrets, client.InNamespace(p.namespace)); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		for _, secret := range secrets.Items {
+			for _, key := range []string{keboolav1.SecretKeySigningSecret, keboolav1.SecretKeyPreviousSigningSecret} {
+				value := string(secret.Data[key])
+				switch {
+				case value == "":
+				case p.notification:
+					c.minted[value] = true
+				default:
+					c.signing[value] = true
+				}
+			}
+		}
+		c.mu.Unlock()
+	}
+	return nil
 }
 
 func (c *credentials) signingCount() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.signing)
+}
+
+func (c *credentials) mintedCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.minted)
 }
 
 // leakWindow is the length of the prefix by which the scanner finds a
@@ -65,8 +107,11 @@ func (c *credentials) signingCount() int {
 const leakWindow = 16
 
 // leakScanner finds credentials in text: each token, the random part of each
-// token, each signing secret, and the standard base64 encoding of each of
-// them, which is how a Secret's data would appear in a dumped object.
+// token, each signing secret and minted secret, and the standard base64
+// encoding of each of them, which is how a Secret's data would appear in a
+// dumped object. It also finds every value of a kbc_secret query parameter,
+// known or not, except the "[REDACTED]" that the operator's client puts in
+// its place.
 type leakScanner struct {
 	byPrefix map[string][]needle
 }
@@ -92,6 +137,9 @@ func newLeakScanner(c *credentials) *leakScanner {
 	for secret := range c.signing {
 		s.add(secret, "the signing secret with fingerprint "+fingerprint(secret))
 	}
+	for secret := range c.minted {
+		s.add(secret, "the minted secret with fingerprint "+fingerprint(secret))
+	}
 	return s
 }
 
@@ -114,6 +162,9 @@ func (s *leakScanner) add(value, label string) {
 // length of text and not with the number of credentials.
 func (s *leakScanner) scan(text string) []string {
 	found := map[string]bool{}
+	for _, label := range scanURLSecrets(text) {
+		found[label] = true
+	}
 	for i := 0; i+leakWindow <= len(text); i++ {
 		needles, ok := s.byPrefix[text[i:i+leakWindow]]
 		if !ok {
@@ -138,6 +189,47 @@ func (s *leakScanner) scan(text string) []string {
 		labels = append(labels, label)
 	}
 	sort.Strings(labels)
+	return labels
+}
+
+// urlSecretPrefixes are the forms in which a URL's kbc_secret parameter
+// starts: plain, and with "=" percent-encoded, as in a URL that is itself
+// the value of a query parameter.
+var urlSecretPrefixes = []string{"kbc_secret=", "kbc_secret%3D", "kbc_secret%3d"}
+
+// redactedURLSecrets are the values of kbc_secret that are no leak: the
+// placeholder of the operator's client, plain and percent-encoded.
+var redactedURLSecrets = []string{"[REDACTED]", "%5BREDACTED%5D"}
+
+// scanURLSecrets returns a label for every distinct value of a kbc_secret
+// query parameter in text, other than a redactedURLSecrets placeholder. A
+// value ends at the first character that cannot be part of a query value
+// in a log line, an Event or a status: "&", ";", quotes, a backslash of a
+// JSON escape, white space, "<" and ">".
+func scanURLSecrets(text string) []string {
+	var labels []string
+	for _, prefix := range urlSecretPrefixes {
+		rest := text
+		for {
+			i := strings.Index(rest, prefix)
+			if i < 0 {
+				break
+			}
+			rest = rest[i+len(prefix):]
+			end := strings.IndexAny(rest, "&;\"'\\ \t\r\n<>")
+			if end < 0 {
+				end = len(rest)
+			}
+			value := rest[:end]
+			if value == "" || slices.Contains(redactedURLSecrets, value) {
+				continue
+			}
+			label := fmt.Sprintf("a URL with a kbc_secret value of %d bytes with fingerprint %s", len(value), fingerprint(value))
+			if !slices.Contains(labels, label) {
+				labels = append(labels, label)
+			}
+		}
+	}
 	return labels
 }
 
@@ -327,6 +419,39 @@ func TestLeakScannerFindsEncodedAndCutCredentials(t *testing.T) {
 			want: []string{"the signing secret with fingerprint " + fingerprint(secret) + " in base64"}},
 		{name: "signing secret cut short", text: "secret=" + secret[:20] + "...",
 			want: []string{"the signing secret with fingerprint " + fingerprint(secret) + " (cut short)"}},
+	}
+	for _, tc := range cases {
+		got := scanner.scan(tc.text)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("scan of %s = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestLeakScannerFindsURLSecrets(t *testing.T) {
+	minted := randomHex(32)
+	unknown := randomHex(32)
+	scanner := newLeakScanner(&credentials{minted: map[string]bool{minted: true}})
+	unknownLabel := fmt.Sprintf("a URL with a kbc_secret value of 64 bytes with fingerprint %s", fingerprint(unknown))
+	mintedLabels := []string{
+		fmt.Sprintf("a URL with a kbc_secret value of 64 bytes with fingerprint %s", fingerprint(minted)),
+		"the minted secret with fingerprint " + fingerprint(minted),
+	}
+
+	cases := []struct {
+		name string
+		text string
+		want []string
+	}{
+		{name: "parameter named in a message", text: `spec.url must not contain the query parameter kbc_secret`},
+		{name: "redacted value", text: `"error":"POST /project-subscriptions: 400: url http://127.0.0.1/hook?kbc_secret=[REDACTED] is invalid"`},
+		{name: "percent-encoded redacted value", text: `target=http%3A%2F%2Fhost%2Fhook%3Fkbc_secret%3D%5BREDACTED%5D`},
+		{name: "empty value", text: `url=http://127.0.0.1/hook?kbc_secret=&v=1`},
+		{name: "unknown secret after another parameter", text: `{"url":"http://127.0.0.1/hook?v=1\u0026kbc_secret=` + unknown + `"}`,
+			want: []string{unknownLabel}},
+		{name: "percent-encoded unknown secret", text: `target=http%3A%2F%2Fhost%2Fhook%3Fkbc_secret%3D` + unknown + `&x=1`,
+			want: []string{unknownLabel}},
+		{name: "minted secret", text: `http://127.0.0.1/hook?kbc_secret=` + minted, want: mintedLabels},
 	}
 	for _, tc := range cases {
 		got := scanner.scan(tc.text)

@@ -7,24 +7,34 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	keboolav1 "github.com/keboola/keboola-operator/api/v1alpha1"
 	"github.com/keboola/keboola-operator/internal/emulator"
 	"github.com/keboola/keboola-operator/internal/localenv"
 )
 
-// Shares of the KeboolaWebhooks whose spec the soak changes while faults
-// are injected. At least one of each kind is changed.
+// Shares of the KeboolaWebhooks of each stack whose spec the soak changes
+// while faults are injected. At least one of each kind is changed. URLs and
+// filters are changed only on the Notification stack, where each such
+// change replaces every subscription of the KeboolaWebhook.
 const (
-	eventChangeShare = 0.5
-	rotationShare    = 0.25
+	eventChangeShare  = 0.5
+	rotationShare     = 0.25
+	urlChangeShare    = 0.25
+	filterChangeShare = 0.25
 )
+
+// webhookAPIChangesPerProject is how many times the soak switches
+// spec.webhookAPI of each KeboolaProject on the Notification stack while
+// faults are injected (see mutateWebhookAPI).
+const webhookAPIChangesPerProject = 3
 
 // leaderKillShare is the chance that a kill hits the leader rather than
 // the standby replica. Killing the leader interrupts reconciles; killing
@@ -33,45 +43,69 @@ const leaderKillShare = 0.75
 
 // soak is the state of one TestChaosSoak run.
 type soak struct {
-	t        *testing.T
-	env      *sharedEnv
-	admin    client.Client
-	random   *lockedRand
-	emu      *emulator.Server
-	receiver *receiver
-	projects []*project
-	replicas []*replica
+	t      *testing.T
+	env    *sharedEnv
+	admin  client.Client
+	random *lockedRand
+	// emu is the webhooks stack. It serves the webhooks endpoint of the
+	// Storage API and the Notification service, so the operator detects
+	// and uses the webhooks endpoint for its projects.
+	emu *emulator.Server
+	// notificationEmu is the Notification stack. It lacks the webhooks
+	// endpoint, as public Keboola stacks may, so the operator detects and
+	// uses the Notification service for its projects.
+	notificationEmu *emulator.Server
+	receiver        *receiver
+	projects        []*project
+	replicas        []*replica
 
 	credentials *credentials
 	corpus      *corpus
 	violations  *violations
+	apiWatch    *webhookAPIWatch
 	report      soakReport
 
-	// webhookKeys are the KeboolaWebhooks created so far.
-	mu          sync.Mutex
-	webhookKeys []types.NamespacedName
+	// webhooks are the KeboolaWebhooks created so far.
+	mu       sync.Mutex
+	webhooks []webhookRef
 }
 
 // soakReport holds the figures of a run. docs/reliability.md quotes them.
 type soakReport struct {
-	Webhooks  int    `json:"webhooks"`
-	Projects  int    `json:"projects"`
-	Seed      uint64 `json:"seed"`
-	Machine   string `json:"machine"`
-	GoVersion string `json:"goVersion"`
+	// Webhooks and Projects count those on the webhooks stack, and the
+	// Notification fields those on the Notification stack.
+	Webhooks             int    `json:"webhooks"`
+	Projects             int    `json:"projects"`
+	NotificationWebhooks int    `json:"notificationWebhooks"`
+	NotificationProjects int    `json:"notificationProjects"`
+	Seed                 uint64 `json:"seed"`
+	Machine              string `json:"machine"`
+	GoVersion            string `json:"goVersion"`
 
-	Faults   faultCounts    `json:"faults"`
-	Kills    []killRecord   `json:"kills"`
-	APICalls map[string]int `json:"apiCalls"`
-	// APICallTotal counts every Storage API request of the run, from the
+	// Faults and APICalls are those of the webhooks stack, and the
+	// Notification fields those of the Notification stack.
+	Faults             faultCounts    `json:"faults"`
+	NotificationFaults faultCounts    `json:"notificationFaults"`
+	Kills              []killRecord   `json:"kills"`
+	APICalls           map[string]int `json:"apiCalls"`
+	// APICallTotal counts every request to the webhooks stack, from the
 	// first verification to the last deletion.
-	APICallTotal    int      `json:"apiCallTotal"`
-	Mutations       int      `json:"mutations"`
-	UnexpectedExits []string `json:"unexpectedExits,omitempty"`
-	Deliveries      int      `json:"deliveries"`
+	APICallTotal             int            `json:"apiCallTotal"`
+	NotificationAPICalls     map[string]int `json:"notificationAPICalls"`
+	NotificationAPICallTotal int            `json:"notificationAPICallTotal"`
+	// Mutations counts every spec change during the faults, and
+	// MutationsByKind counts them by mutation.
+	Mutations       int            `json:"mutations"`
+	MutationsByKind map[string]int `json:"mutationsByKind"`
+	UnexpectedExits []string       `json:"unexpectedExits,omitempty"`
+	// Deliveries counts the delivery attempts of the checks of the webhooks
+	// stack, and NotificationDeliveries those of the Notification stack.
+	Deliveries             int `json:"deliveries"`
+	NotificationDeliveries int `json:"notificationDeliveries"`
 
 	Tokens         int          `json:"tokens"`
 	SigningSecrets int          `json:"signingSecrets"`
+	MintedSecrets  int          `json:"mintedSecrets"`
 	Events         int          `json:"events"`
 	Scans          []leakReport `json:"scans"`
 
@@ -101,8 +135,9 @@ type killRecord struct {
 // and that no credential leaked. See the package documentation.
 func TestChaosSoak(t *testing.T) {
 	s := environment(t)
-	if *webhookCount < 1 || *projectCount < 1 || *killCount < 0 {
-		t.Fatalf("invalid size: -chaos.webhooks=%d -chaos.projects=%d -chaos.kills=%d", *webhookCount, *projectCount, *killCount)
+	if *webhookCount < 1 || *projectCount < 1 || *killCount < 0 || *notificationProjectCount < 0 || *notificationWebhookCount < 0 {
+		t.Fatalf("invalid size: -chaos.webhooks=%d -chaos.projects=%d -chaos.kills=%d -chaos.notification-projects=%d -chaos.notification-webhooks=%d",
+			*webhookCount, *projectCount, *killCount, *notificationProjectCount, *notificationWebhookCount)
 	}
 	seedValue := *seed
 	if seedValue == 0 {
@@ -121,12 +156,16 @@ func TestChaosSoak(t *testing.T) {
 		random:     newLockedRand(seedValue),
 		corpus:     newCorpus(),
 		violations: &violations{t: t},
+		apiWatch:   newWebhookAPIWatch(),
 		report: soakReport{
-			Webhooks:  *webhookCount,
-			Projects:  *projectCount,
-			Seed:      seedValue,
-			Machine:   describeMachine(),
-			GoVersion: runtime.Version(),
+			Webhooks:             *webhookCount,
+			Projects:             *projectCount,
+			NotificationWebhooks: notificationWebhooks(),
+			NotificationProjects: *notificationProjectCount,
+			Seed:                 seedValue,
+			Machine:              describeMachine(),
+			GoVersion:            runtime.Version(),
+			MutationsByKind:      map[string]int{},
 		},
 	}
 	t.Cleanup(func() {
@@ -145,7 +184,7 @@ func TestChaosSoak(t *testing.T) {
 		}
 	})
 
-	step(t, "start the emulator and the receiver", func() { r.startEmulator() })
+	step(t, "start the emulators and the receiver", func() { r.startEmulators() })
 	step(t, "create the projects", func() { r.createProjects(ctx) })
 	step(t, "start two operator replicas", func() { r.startReplicas(ctx) })
 
@@ -160,7 +199,7 @@ func TestChaosSoak(t *testing.T) {
 
 	step(t, "inject faults, create webhooks, change specs and kill replicas", func() { r.chaosPhase(ctx) })
 	step(t, "wait until every object is Ready", func() { r.waitConverged(ctx) })
-	step(t, "check the webhooks and Secrets against the emulator", func() { r.checkInvariants(ctx) })
+	step(t, "check the webhooks, subscriptions and Secrets against the emulators", func() { r.checkInvariants(ctx) })
 	step(t, "delete everything", func() { r.deleteEverything(ctx) })
 
 	stopBackground()
@@ -191,7 +230,7 @@ func step(t *testing.T, name string, fn func()) {
 	t.Logf("%s: %.1fs", name, time.Since(start).Seconds())
 }
 
-func (r *soak) startEmulator() {
+func (r *soak) startEmulators() {
 	r.emu = emulator.New(emulator.Options{
 		AllowHTTPLoopback: true,
 		// A real API may return events sorted and URLs with a trailing
@@ -200,23 +239,68 @@ func (r *soak) startEmulator() {
 		DeliveryTimeout:   5 * time.Second,
 		DeliveryRetries:   -1,
 	})
-	if err := r.emu.Start(); err != nil {
-		r.t.Fatal(err)
+	r.notificationEmu = emulator.New(emulator.Options{
+		Backends:          emulator.BackendsNotification,
+		AllowHTTPLoopback: true,
+		DeliveryTimeout:   5 * time.Second,
+		DeliveryRetries:   -1,
+	})
+	for _, emu := range r.stacks() {
+		if err := emu.Start(); err != nil {
+			r.t.Fatal(err)
+		}
+		r.t.Cleanup(emu.Close)
 	}
-	r.t.Cleanup(r.emu.Close)
 	r.receiver = newReceiver(r.admin)
 	r.t.Cleanup(r.receiver.close)
 }
 
+// stacks returns both emulators.
+func (r *soak) stacks() []*emulator.Server {
+	return []*emulator.Server{r.emu, r.notificationEmu}
+}
+
+// notificationWebhooks returns the number of KeboolaWebhooks to create in
+// the projects on the Notification stack.
+func notificationWebhooks() int {
+	switch {
+	case *notificationProjectCount == 0:
+		return 0
+	case *notificationWebhookCount > 0:
+		return *notificationWebhookCount
+	default:
+		return *webhookCount
+	}
+}
+
 func (r *soak) createProjects(ctx context.Context) {
 	for i := range *projectCount {
-		p, err := setupProject(ctx, r.admin, r.emu, i)
+		p, err := setupProject(ctx, r.admin, r.emu, i, false)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		r.projects = append(r.projects, p)
+	}
+	for i := range *notificationProjectCount {
+		p, err := setupProject(ctx, r.admin, r.notificationEmu, i, true)
 		if err != nil {
 			r.t.Fatal(err)
 		}
 		r.projects = append(r.projects, p)
 	}
 	r.credentials = newCredentials(r.projects)
+}
+
+// projectsOf returns the projects on the Notification stack when
+// notification is true, and those on the webhooks stack otherwise.
+func (r *soak) projectsOf(notification bool) []*project {
+	var selected []*project
+	for _, p := range r.projects {
+		if p.notification == notification {
+			selected = append(selected, p)
+		}
+	}
+	return selected
 }
 
 func (r *soak) startReplicas(ctx context.Context) {
@@ -251,8 +335,9 @@ func (r *soak) waitLeader(ctx context.Context, timeout time.Duration) (*replica,
 }
 
 // startWatchers starts the goroutines that run until ctx ends: they collect
-// signing secrets, sample statuses, scrape metrics, and restart replicas
-// that exit on their own.
+// signing secrets and minted secrets, check the webhook API of each
+// project, sample statuses, scrape metrics, and restart replicas that exit
+// on their own.
 func (r *soak) startWatchers(ctx context.Context, wg *sync.WaitGroup) {
 	every := func(period time.Duration, fn func()) {
 		wg.Go(func() {
@@ -268,7 +353,13 @@ func (r *soak) startWatchers(ctx context.Context, wg *sync.WaitGroup) {
 			}
 		})
 	}
-	every(50*time.Millisecond, func() { r.credentials.collect(r.emu, r.projects) })
+	every(50*time.Millisecond, func() { r.credentials.collect(r.projects) })
+	every(500*time.Millisecond, func() {
+		// A failed read only delays the collection to the next tick. The
+		// collection before the deletion fails the test on an error.
+		_ = r.credentials.collectSecrets(ctx, r.admin, r.projects)
+	})
+	every(time.Second, func() { r.apiWatch.check(ctx, r.admin, r.projects, r.violations) })
 	every(2*time.Second, func() {
 		// A failed sample only makes the corpus smaller; the final scan
 		// reports how much it saw.
@@ -296,6 +387,9 @@ func (r *soak) startWatchers(ctx context.Context, wg *sync.WaitGroup) {
 func (r *soak) chaosPhase(ctx context.Context) {
 	for _, f := range faultPlan() {
 		r.emu.InjectFault(f)
+	}
+	for _, f := range notificationFaultPlan() {
+		r.notificationEmu.InjectFault(f)
 	}
 	started := time.Now()
 
@@ -328,23 +422,42 @@ func (r *soak) chaosPhase(ctx context.Context) {
 			r.t.Fatal(ctx.Err())
 		}
 	}
-	r.emu.ClearFaults()
+	for _, emu := range r.stacks() {
+		emu.ClearFaults()
+	}
 	r.report.FaultPhaseSeconds = time.Since(started).Seconds()
 	r.report.Faults = countFaults(r.emu)
+	r.report.NotificationFaults = countFaults(r.notificationEmu)
 }
 
-// createWebhooks creates the KeboolaWebhooks, spread evenly over window and
-// round-robin over the projects.
+// createWebhooks creates the KeboolaWebhooks, spread evenly over window,
+// round-robin over the projects of each stack, and alternating between the
+// two stacks while both have some left.
 func (r *soak) createWebhooks(ctx context.Context, window time.Duration) error {
-	spacing := window / time.Duration(*webhookCount)
-	for i := range *webhookCount {
-		p := r.projects[i%len(r.projects)]
-		wh := webhookObject(p, i, r.receiver.server.URL, r.random)
-		if err := r.admin.Create(ctx, wh); err != nil {
-			return fmt.Errorf("failed to create KeboolaWebhook %s/%s: %w", wh.Namespace, wh.Name, err)
+	type pendingWebhook struct {
+		object  *keboolav1.KeboolaWebhook
+		project *project
+	}
+	var pending []pendingWebhook
+	storage, notification := r.projectsOf(false), r.projectsOf(true)
+	for i := range max(*webhookCount, notificationWebhooks()) {
+		if i < *webhookCount {
+			p := storage[i%len(storage)]
+			pending = append(pending, pendingWebhook{webhookObject(p, i, r.receiver.server.URL, r.random), p})
+		}
+		if i < notificationWebhooks() {
+			p := notification[i%len(notification)]
+			pending = append(pending, pendingWebhook{webhookObject(p, i, r.receiver.server.URL, r.random), p})
+		}
+	}
+
+	spacing := window / time.Duration(len(pending))
+	for _, w := range pending {
+		if err := r.admin.Create(ctx, w.object); err != nil {
+			return fmt.Errorf("failed to create KeboolaWebhook %s/%s: %w", w.object.Namespace, w.object.Name, err)
 		}
 		r.mu.Lock()
-		r.webhookKeys = append(r.webhookKeys, types.NamespacedName{Namespace: wh.Namespace, Name: wh.Name})
+		r.webhooks = append(r.webhooks, webhookRef{key: client.ObjectKeyFromObject(w.object), project: w.project})
 		r.mu.Unlock()
 		if err := sleep(ctx, spacing); err != nil {
 			return err
@@ -353,27 +466,57 @@ func (r *soak) createWebhooks(ctx context.Context, window time.Duration) error {
 	return nil
 }
 
-// mutateWebhooks changes the events of some KeboolaWebhooks and the
-// rotation token of others, spread evenly over window.
+// plannedChange is one change of mutateWebhooks: of the KeboolaWebhook of
+// webhook, or for mutateWebhookAPI of the KeboolaProject of project.
+type plannedChange struct {
+	kind    mutation
+	webhook webhookRef
+	project *project
+}
+
+// mutateWebhooks changes the specs of KeboolaWebhooks picked at random, and
+// of the KeboolaProjects on the Notification stack, in random order,
+// spread evenly over window. The shares above set how many changes of each
+// kind it makes.
 func (r *soak) mutateWebhooks(ctx context.Context, window time.Duration) error {
 	r.mu.Lock()
-	keys := append([]types.NamespacedName{}, r.webhookKeys...)
+	refs := append([]webhookRef{}, r.webhooks...)
 	r.mu.Unlock()
 
-	var plan []mutation
-	for range max(1, int(float64(len(keys))*eventChangeShare)) {
-		plan = append(plan, mutateEvents)
+	var plan []plannedChange
+	addChanges := func(notification bool, kind mutation, share float64) {
+		candidates := slices.DeleteFunc(slices.Clone(refs), func(ref webhookRef) bool { return ref.project.notification != notification })
+		if len(candidates) == 0 {
+			return
+		}
+		for range max(1, int(float64(len(candidates))*share)) {
+			plan = append(plan, plannedChange{kind: kind, webhook: candidates[r.random.IntN(len(candidates))]})
+		}
 	}
-	for range max(1, int(float64(len(keys))*rotationShare)) {
-		plan = append(plan, mutateRotation)
+	addChanges(false, mutateEvents, eventChangeShare)
+	addChanges(false, mutateRotation, rotationShare)
+	addChanges(true, mutateEvents, eventChangeShare)
+	addChanges(true, mutateRotation, rotationShare)
+	addChanges(true, mutateURL, urlChangeShare)
+	addChanges(true, mutateFilters, filterChangeShare)
+	for _, p := range r.projectsOf(true) {
+		for range webhookAPIChangesPerProject {
+			plan = append(plan, plannedChange{kind: mutateWebhookAPI, project: p})
+		}
 	}
+	r.random.Shuffle(len(plan), func(i, j int) { plan[i], plan[j] = plan[j], plan[i] })
+
 	spacing := window / time.Duration(len(plan))
-	for _, m := range plan {
-		key := keys[r.random.IntN(len(keys))]
-		if err := mutate(ctx, r.admin, key, m, r.random); err != nil {
-			return fmt.Errorf("failed to change the %s of KeboolaWebhook %s: %w", m, key, err)
+	for _, change := range plan {
+		if change.kind == mutateWebhookAPI {
+			if err := switchWebhookAPI(ctx, r.admin, change.project); err != nil {
+				return fmt.Errorf("failed to change spec.webhookAPI of KeboolaProject %s/%s: %w", change.project.namespace, projectName, err)
+			}
+		} else if err := mutate(ctx, r.admin, change.webhook, change.kind, r.receiver.server.URL, r.random); err != nil {
+			return fmt.Errorf("failed to change the %s of KeboolaWebhook %s: %w", change.kind, change.webhook.key, err)
 		}
 		r.report.Mutations++
+		r.report.MutationsByKind[string(change.kind)]++
 		if err := sleep(ctx, spacing); err != nil {
 			return err
 		}
@@ -435,7 +578,7 @@ func (r *soak) waitConverged(ctx context.Context) {
 	started := time.Now()
 	// The checks after convergence need some of the soak's time.
 	timeout := time.Until(deadlineOf(ctx)) - time.Minute
-	lines, err := waitReady(ctx, r.admin, r.projects, *webhookCount, max(timeout, 30*time.Second))
+	lines, err := waitReady(ctx, r.admin, r.projects, *webhookCount+notificationWebhooks(), max(timeout, 30*time.Second))
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -448,42 +591,55 @@ func (r *soak) waitConverged(ctx context.Context) {
 }
 
 // idleWindow is how long the soak watches a converged operator for
-// Storage API writes. It is shorter than the resync period, which reads
-// but never writes in a converged state either.
+// writes to either stack. It is shorter than the resync period, which
+// reads but never writes in a converged state either.
 const idleWindow = 5 * time.Second
 
 func (r *soak) checkInvariants(ctx context.Context) {
-	r.credentials.collect(r.emu, r.projects)
-	if err := checkConverged(ctx, r.admin, r.emu, r.projects, r.violations); err != nil {
+	r.credentials.collect(r.projects)
+	if err := checkConverged(ctx, r.admin, r.projects, r.violations); err != nil {
 		r.t.Fatal(err)
 	}
+	if err := checkSubscriptions(ctx, r.admin, r.projects, r.violations); err != nil {
+		r.t.Fatal(err)
+	}
+	r.apiWatch.check(ctx, r.admin, r.projects, r.violations)
 
-	before := writeCount(r.emu)
+	before := writeCount(r.stacks())
 	if err := sleep(ctx, idleWindow); err != nil {
 		r.t.Fatal(err)
 	}
-	if writes := writeCount(r.emu) - before; writes > 0 {
-		r.violations.add("the operator sent %d Storage API writes in %s after every object was Ready", writes, idleWindow)
+	if writes := writeCount(r.stacks()) - before; writes > 0 {
+		r.violations.add("the operator sent %d writes to the stacks in %s after every object was Ready", writes, idleWindow)
 	}
 
-	deliveries, err := checkDeliveries(ctx, r.admin, r.emu, r.projects, r.violations)
+	deliveries, err := checkDeliveries(ctx, r.admin, r.projects, r.violations)
 	if err != nil {
 		r.t.Fatal(err)
 	}
 	r.report.Deliveries = deliveries
+	if r.report.NotificationDeliveries, err = checkNotificationDeliveries(ctx, r.admin, r.projects, r.violations); err != nil {
+		r.t.Fatal(err)
+	}
 }
 
 func (r *soak) deleteEverything(ctx context.Context) {
 	started := time.Now()
-	if err := deleteEverything(ctx, r.admin, r.emu, r.projects, time.Minute, r.violations); err != nil {
+	// Secrets minted since the last collection would be gone after the
+	// deletion, so they are collected now.
+	if err := r.credentials.collectSecrets(ctx, r.admin, r.projects); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := deleteEverything(ctx, r.admin, r.projects, time.Minute, r.violations); err != nil {
 		r.t.Fatal(err)
 	}
 	r.report.DeletionSeconds = time.Since(started).Seconds()
 	r.report.APICalls, r.report.APICallTotal = apiCallCounts(r.emu)
+	r.report.NotificationAPICalls, r.report.NotificationAPICallTotal = apiCallCounts(r.notificationEmu)
 }
 
 func (r *soak) scanForLeaks(ctx context.Context) {
-	r.credentials.collect(r.emu, r.projects)
+	r.credentials.collect(r.projects)
 	events, err := collectEvents(ctx, r.admin, r.corpus)
 	if err != nil {
 		r.t.Fatal(err)
@@ -491,6 +647,7 @@ func (r *soak) scanForLeaks(ctx context.Context) {
 	r.report.Events = events
 	r.report.Tokens = len(r.projects)
 	r.report.SigningSecrets = r.credentials.signingCount()
+	r.report.MintedSecrets = r.credentials.mintedCount()
 
 	logFiles := map[string]string{}
 	for _, rep := range r.replicas {
@@ -511,6 +668,10 @@ func (r *soak) scanForLeaks(ctx context.Context) {
 	}
 	if r.report.SigningSecrets < *webhookCount {
 		r.violations.add("the soak saw %d signing secrets for %d KeboolaWebhooks, so it scanned for too few", r.report.SigningSecrets, *webhookCount)
+	}
+	if r.report.MintedSecrets < notificationWebhooks() {
+		r.violations.add("the soak saw %d minted secrets for %d KeboolaWebhooks on the Notification stack, so it scanned for too few",
+			r.report.MintedSecrets, notificationWebhooks())
 	}
 }
 
@@ -543,12 +704,18 @@ func (r *soak) checkReplicas() {
 func (r *soak) logReport() {
 	rep := r.report
 	var b strings.Builder
-	fmt.Fprintf(&b, "chaos soak: %d KeboolaWebhooks in %d projects, seed %d, on %s\n", rep.Webhooks, rep.Projects, rep.Seed, rep.Machine)
-	fmt.Fprintf(&b, "  faults injected: %d (%s)", rep.Faults.Total, formatCounts(rep.Faults.ByKind))
-	if !rep.Faults.Complete {
-		b.WriteString(", lower bounds because the request log dropped entries")
+	fmt.Fprintf(&b, "chaos soak: %d KeboolaWebhooks in %d projects on the webhooks stack, %d in %d on the Notification stack, seed %d, on %s\n",
+		rep.Webhooks, rep.Projects, rep.NotificationWebhooks, rep.NotificationProjects, rep.Seed, rep.Machine)
+	for _, stack := range []struct {
+		name   string
+		faults faultCounts
+	}{{"webhooks stack", rep.Faults}, {"Notification stack", rep.NotificationFaults}} {
+		fmt.Fprintf(&b, "  faults injected by the %s: %d (%s)", stack.name, stack.faults.Total, formatCounts(stack.faults.ByKind))
+		if !stack.faults.Complete {
+			b.WriteString(", lower bounds because the request log dropped entries")
+		}
+		fmt.Fprintf(&b, "; lost create responses: %d\n    by request: %s\n", stack.faults.LostCreateResponses, formatCounts(stack.faults.ByRequest))
 	}
-	fmt.Fprintf(&b, "; lost create responses: %d\n", rep.Faults.LostCreateResponses)
 	leaderKills, maxHandover := 0, 0.0
 	for _, k := range rep.Kills {
 		if k.Leader {
@@ -558,9 +725,12 @@ func (r *soak) logReport() {
 	}
 	fmt.Fprintf(&b, "  kills: %d (%d of the leader, longest handover %.1fs); unexpected exits: %d\n",
 		len(rep.Kills), leaderKills, maxHandover, len(rep.UnexpectedExits))
-	fmt.Fprintf(&b, "  spec changes during faults: %d; deliveries verified: %d\n", rep.Mutations, rep.Deliveries)
-	fmt.Fprintf(&b, "  Storage API calls: %d (%s)\n", rep.APICallTotal, formatCounts(rep.APICalls))
-	fmt.Fprintf(&b, "  credentials scanned for: %d tokens, %d signing secrets, %d Events\n", rep.Tokens, rep.SigningSecrets, rep.Events)
+	fmt.Fprintf(&b, "  spec changes during faults: %d (%s)\n", rep.Mutations, formatCounts(rep.MutationsByKind))
+	fmt.Fprintf(&b, "  deliveries verified: %d signed, %d with the URL secret\n", rep.Deliveries, rep.NotificationDeliveries)
+	fmt.Fprintf(&b, "  requests to the webhooks stack: %d (%s)\n", rep.APICallTotal, formatCounts(rep.APICalls))
+	fmt.Fprintf(&b, "  requests to the Notification stack: %d (%s)\n", rep.NotificationAPICallTotal, formatCounts(rep.NotificationAPICalls))
+	fmt.Fprintf(&b, "  credentials scanned for: %d tokens, %d signing secrets, %d minted secrets, %d Events\n",
+		rep.Tokens, rep.SigningSecrets, rep.MintedSecrets, rep.Events)
 	for _, scan := range rep.Scans {
 		fmt.Fprintf(&b, "    %s: %d bytes, %d leaks\n", scan.Source, scan.Bytes, len(scan.Leaks))
 	}
