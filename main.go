@@ -158,7 +158,9 @@ func run() error {
 		Cache: cache.Options{
 			ByObject: map[client.Object]cache.ByObject{
 				// Cache only the Secrets the operator writes. Token
-				// Secrets are read directly when needed.
+				// Secrets are read directly when needed, and the
+				// KeboolaProject controller watches them through a
+				// cache of its own that holds only labeled Secrets.
 				&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{
 					keboolav1.LabelManagedBy: keboolav1.ManagedByValue,
 				})},

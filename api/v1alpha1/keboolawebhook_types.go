@@ -58,6 +58,21 @@ const (
 	// ManagedByValue is the value of LabelManagedBy on the operator's Secrets.
 	ManagedByValue = "keboola-operator"
 
+	// LabelTokenSecret marks a Secret that a KeboolaProject in its namespace
+	// names in spec.tokenSecretRef. The operator watches only the Secrets
+	// with this label, whatever its value, and adds it to a token Secret
+	// that lacks it in the project's next pass. A token Secret created
+	// after its project without the label is found by polling, within a
+	// minute or the resync period if that is shorter. One created with the
+	// label is noticed at once.
+	LabelTokenSecret = "keboola.dev/token-secret"
+
+	// TokenSecretValue is the value of LabelTokenSecret that the operator
+	// sets. The operator removes the label with this value once no
+	// KeboolaProject needs the Secret, and never removes a label with
+	// another value.
+	TokenSecretValue = "true"
+
 	// AnnotationSigningSecretFingerprint, on the pod template of a rollout
 	// target (spec.rolloutTargets), is the fingerprint of the signing secret
 	// that the target's pods were restarted for. The operator changes it

@@ -16,8 +16,8 @@ import (
 // Targets of the figures. docs/performance.md explains each.
 const (
 	// convergenceTarget is the highest acceptable ratio of the
-	// convergence time to its floor.
-	convergenceTarget = 10.0
+	// convergence time to its Storage API floor.
+	convergenceTarget = 1.5
 	// steadyCallsTarget is the highest acceptable number of requests per
 	// project and resync period. The ideal is 1, and the margin absorbs a
 	// resync that falls just inside the window's edge.

@@ -18,9 +18,11 @@ import (
 // Token Secrets are read with an uncached reader. The manager's Secret cache
 // holds only the Secrets the operator writes (see LabelManagedBy), so that an
 // operator in a cluster with many unrelated Secrets does not keep all of them
-// in memory. Token Secrets belong to users and carry no such label, so the
-// KeboolaProject controller watches them through a separate metadata-only
-// informer and reads their content here, once per verification.
+// in memory. Token Secrets belong to users and carry no such label. The
+// KeboolaProject controller gives them the label LabelTokenSecret, watches
+// only Secrets with that label through a separate metadata-only informer
+// (see keboolaproject_tokensecret.go), and reads their content here, once per
+// pass.
 
 // errTokenSecretNotFound and errTokenKeyMissing describe a token Secret that
 // cannot be used. Their messages name the Secret and the key but never the

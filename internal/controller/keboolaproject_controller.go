@@ -4,17 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -53,9 +53,9 @@ type KeboolaProjectReconciler struct {
 	Clients   ClientFactory
 	Options   Options
 
-	// secretMetadata is the metadata-only cache of Secrets that
-	// SetupWithManager creates.
-	secretMetadata client.Reader
+	// tokenSecrets is the metadata-only cache of the Secrets with the token
+	// Secret label (see newTokenSecretCache). SetupWithManager creates it.
+	tokenSecrets client.Reader
 
 	// verifications stores the last successful verification of each
 	// project, so that a pass soon after it does not call the Storage API.
@@ -70,38 +70,32 @@ type KeboolaProjectReconciler struct {
 
 // SetupWithManager registers the reconciler with mgr. It watches
 // KeboolaProjects, the KeboolaWebhooks that refer to them, and the metadata
-// of all Secrets, to notice changes of token Secrets.
+// of the Secrets with the token Secret label, to notice changes of token
+// Secrets.
 func (r *KeboolaProjectReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	// Token Secrets belong to users and carry no label to select them by,
-	// and the manager's cache holds only the Secrets the operator writes.
-	// Caching every Secret in the cluster would keep all their data in
-	// memory, and clusters often hold thousands of unrelated Secrets. The
-	// metadata of a Secret is enough to trigger a reconcile, because every
-	// change of a Secret is a watch event, and the reconciler reads the
-	// content directly, once per pass. The transform drops labels,
-	// annotations (among them kubectl's last-applied-configuration, which
-	// holds a copy of the data) and managed fields, so a cached Secret
-	// keeps little more than its name, resourceVersion and finalizers.
-	secretMetadata, err := cache.New(mgr.GetConfig(), cache.Options{
-		HTTPClient:       mgr.GetHTTPClient(),
-		Scheme:           mgr.GetScheme(),
-		Mapper:           mgr.GetRESTMapper(),
-		DefaultTransform: stripSecretMetadata,
-	})
+	// Token Secrets belong to users, and the manager's cache holds only the
+	// Secrets the operator writes. Watching every Secret in the cluster
+	// would keep an entry per Secret in memory, and clusters often hold
+	// thousands of unrelated Secrets. The reconciler therefore labels the
+	// token Secrets it uses and watches only those. The metadata of a
+	// Secret is enough to trigger a reconcile, because every change of a
+	// Secret is a watch event, and the reconciler reads the content
+	// directly, once per pass.
+	tokenSecrets, err := newTokenSecretCache(mgr)
 	if err != nil {
-		return fmt.Errorf("failed to create the Secret metadata cache: %w", err)
+		return fmt.Errorf("failed to create the token Secret cache: %w", err)
 	}
-	if err := mgr.Add(secretMetadata); err != nil {
-		return fmt.Errorf("failed to add the Secret metadata cache to the manager: %w", err)
+	if err := mgr.Add(tokenSecrets); err != nil {
+		return fmt.Errorf("failed to add the token Secret cache to the manager: %w", err)
 	}
-	r.secretMetadata = secretMetadata
+	r.tokenSecrets = tokenSecrets
 
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&keboolav1.KeboolaProject{}).
+		For(&keboolav1.KeboolaProject{}, builder.WithPredicates(projectPassNeeded())).
 		Watches(&keboolav1.KeboolaWebhook{},
-			handler.EnqueueRequestsFromMapFunc(projectOfWebhook),
+			r.webhookEventHandler(),
 			builder.WithPredicates(webhookReferenceChanged())).
-		WatchesRawSource(source.Kind(secretMetadata, newSecretMetadata(),
+		WatchesRawSource(source.Kind(tokenSecrets, newSecretMetadata(),
 			handler.TypedEnqueueRequestsFromMapFunc(r.projectsOfSecret))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Options.MaxConcurrentReconciles}).
 		Named("keboolaproject").
@@ -113,10 +107,13 @@ func (r *KeboolaProjectReconciler) SetupWithManager(mgr ctrl.Manager) error {
 func (r *KeboolaProjectReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	project := &keboolav1.KeboolaProject{}
 	if err := r.Get(ctx, req.NamespacedName, project); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.verifications.forget(req.NamespacedName)
+		if !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, err
 		}
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+		// The project is gone, and its token Secret may keep a label
+		// that no other project needs.
+		r.verifications.forget(req.NamespacedName)
+		return ctrl.Result{}, r.releaseTokenSecretLabels(ctx, req.Namespace)
 	}
 
 	usage, err := r.countWebhooks(ctx, client.ObjectKeyFromObject(project))
@@ -156,6 +153,11 @@ func (r *KeboolaProjectReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if err := r.protectTokenSecret(ctx, project); err != nil {
 		return ctrl.Result{}, err
 	}
+	// A change of spec.tokenSecretRef leaves the label on the Secret named
+	// before.
+	if err := r.releaseTokenSecretLabels(ctx, project.Namespace); err != nil {
+		return ctrl.Result{}, err
+	}
 
 	return r.nextReconcile(ctx, project, check, verdict, now)
 }
@@ -168,6 +170,9 @@ func (r *KeboolaProjectReconciler) reconcileDelete(ctx context.Context, project 
 	webhooks := int(usage.Count)
 	if webhooks == 0 {
 		if err := r.releaseTokenSecret(ctx, project, project.Status.TokenSecretName); err != nil {
+			return ctrl.Result{}, err
+		}
+		if err := r.releaseTokenSecretLabels(ctx, project.Namespace); err != nil {
 			return ctrl.Result{}, err
 		}
 		r.verifications.forget(client.ObjectKeyFromObject(project))
@@ -209,18 +214,100 @@ func (r *KeboolaProjectReconciler) nextReconcile(ctx context.Context, project *k
 	}
 
 	// A stalled project waits for a change of its spec or its token
-	// Secret, and both are watched.
-	return ctrl.Result{}, nil
+	// Secret. Both are watched, the Secret only while it carries the token
+	// Secret label. A missing Secret carries no label, so the controller
+	// polls for it. Any other stalled project is checked once per resync
+	// period in case its Secret lost the label, and canSkipVerification
+	// keeps that check from sending an unchanged token to the Storage API.
+	if errors.Is(check.err, errTokenSecretNotFound) {
+		return ctrl.Result{RequeueAfter: jittered(missingTokenSecretPollInterval(r.Options.ResyncPeriod))}, nil
+	}
+	return ctrl.Result{RequeueAfter: jittered(r.Options.ResyncPeriod)}, nil
 }
 
-// projectOfWebhook maps a KeboolaWebhook to the KeboolaProject it refers to,
-// which may be in another namespace.
-func projectOfWebhook(_ context.Context, obj client.Object) []reconcile.Request {
-	webhook, ok := obj.(*keboolav1.KeboolaWebhook)
-	if !ok || webhook.Spec.ProjectRef.Name == "" {
-		return nil
+// maxMissingTokenSecretPoll is the longest wait before a KeboolaProject
+// whose token Secret does not exist reads it again.
+const maxMissingTokenSecretPoll = time.Minute
+
+// missingTokenSecretPollInterval returns the wait before a KeboolaProject
+// whose token Secret does not exist reads it again: the resync period, but
+// at most maxMissingTokenSecretPoll. The creation of a Secret without the
+// token Secret label is not watched, so this wait bounds how long the
+// project takes to notice it.
+func missingTokenSecretPollInterval(resync time.Duration) time.Duration {
+	if resync <= 0 {
+		return maxMissingTokenSecretPoll
 	}
-	return []reconcile.Request{{NamespacedName: projectRefKey(webhook)}}
+	return min(resync, maxMissingTokenSecretPoll)
+}
+
+// webhookCountDelay is how long the KeboolaProject controller waits after a
+// KeboolaWebhook of a protected project comes or goes before it counts the
+// project's webhooks again. During a burst of creates, a project then writes
+// status.webhooks about once per delay instead of once per new webhook.
+const webhookCountDelay = time.Second
+
+// webhookEventHandler returns the handler of KeboolaWebhook events, which
+// enqueues the KeboolaProject that the webhook refers to. A project that is
+// not being deleted and already carries the webhooks-protection finalizer
+// is enqueued after webhookCountDelay. For such a project, a webhook that
+// comes or goes changes only status.webhooks, or the finalizers once the last
+// webhook is gone, and neither needs to happen at once. Any other project is
+// enqueued at once, so that its first webhook protects it and its token
+// Secret without delay, and so that a project being deleted goes as soon as
+// its last webhook is gone.
+func (r *KeboolaProjectReconciler) webhookEventHandler() handler.EventHandler {
+	enqueue := func(ctx context.Context, obj client.Object, queue workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		webhook, ok := obj.(*keboolav1.KeboolaWebhook)
+		if !ok || webhook.Spec.ProjectRef.Name == "" {
+			return
+		}
+		request := reconcile.Request{NamespacedName: projectRefKey(webhook)}
+
+		project := &keboolav1.KeboolaProject{}
+		err := r.Get(ctx, request.NamespacedName, project)
+		if err == nil && project.DeletionTimestamp.IsZero() &&
+			controllerutil.ContainsFinalizer(project, webhooksProtectionFinalizer) {
+			queue.AddAfter(request, webhookCountDelay)
+			return
+		}
+		queue.Add(request)
+	}
+
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, queue workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(ctx, e.Object, queue)
+		},
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, queue workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(ctx, e.ObjectOld, queue)
+			enqueue(ctx, e.ObjectNew, queue)
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, queue workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(ctx, e.Object, queue)
+		},
+		GenericFunc: func(ctx context.Context, e event.GenericEvent, queue workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(ctx, e.Object, queue)
+		},
+	}
+}
+
+// projectPassNeeded passes the KeboolaProject events that the reconciler
+// has to act on: creates, deletes, and updates that change the spec (and
+// with it the generation), start the deletion or change the finalizers.
+// Updates of the status alone are dropped. Most are the reconciler's own
+// writes, and during a burst of KeboolaWebhook creates each of them would
+// trigger another pass that counts the webhooks and writes the status again,
+// defeating webhookCountDelay.
+func projectPassNeeded() predicate.Predicate {
+	return predicate.Or(
+		predicate.GenerationChangedPredicate{},
+		predicate.Funcs{
+			UpdateFunc: func(e event.UpdateEvent) bool {
+				deletionStarted := e.ObjectOld.GetDeletionTimestamp().IsZero() != e.ObjectNew.GetDeletionTimestamp().IsZero()
+				return deletionStarted || !slices.Equal(e.ObjectOld.GetFinalizers(), e.ObjectNew.GetFinalizers())
+			},
+		},
+	)
 }
 
 // webhookReferenceChanged passes the KeboolaWebhook events that can change
@@ -258,24 +345,4 @@ func (r *KeboolaProjectReconciler) projectsOfSecret(ctx context.Context, secret 
 		requests = append(requests, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&project)})
 	}
 	return requests
-}
-
-// newSecretMetadata returns an empty PartialObjectMetadata of a Secret.
-func newSecretMetadata() *metav1.PartialObjectMetadata {
-	secret := &metav1.PartialObjectMetadata{}
-	secret.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	return secret
-}
-
-// stripSecretMetadata removes from a cached Secret the metadata that the
-// controller does not read: labels, annotations and managed fields.
-// An object without metadata, such as the tombstone of a deleted object, is
-// stored as it is.
-func stripSecretMetadata(obj any) (any, error) {
-	if accessor, err := meta.Accessor(obj); err == nil {
-		accessor.SetLabels(nil)
-		accessor.SetAnnotations(nil)
-		accessor.SetManagedFields(nil)
-	}
-	return obj, nil
 }

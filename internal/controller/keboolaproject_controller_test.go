@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -153,7 +154,7 @@ var _ = Describe("KeboolaProject controller", func() {
 		}).WithTimeout(timeout).WithPolling(interval).Should(ContainElement(keboolav1.ReasonVerified))
 	})
 
-	It("verifies as soon as the missing Secret is created", func() {
+	It("verifies a missing Secret once created", func() {
 		_, token := newEmulatorProject()
 		key := createProject("analytics", "keboola-token")
 
@@ -163,11 +164,33 @@ var _ = Describe("KeboolaProject controller", func() {
 		Expect(meta.FindStatusCondition(project.Status.Conditions, keboolav1.ConditionReady).Message).
 			To(ContainSubstring(`"keboola-token"`))
 
-		// A Stalled project is not requeued, so only the watch on the
-		// Secret can make it Ready, and it does so well within a resync
-		// period.
+		// A Secret without the token Secret label is not watched, so the
+		// project finds it by polling, once per resync period here.
 		createTokenSecret("keboola-token", "token", token)
-		Eventually(readyReason(key)).WithTimeout(testOptions.ResyncPeriod).WithPolling(100 * time.Millisecond).
+		poll := missingTokenSecretPollInterval(testOptions.ResyncPeriod)
+		Eventually(readyReason(key)).WithTimeout(poll + poll/10 + 2*time.Second).WithPolling(100 * time.Millisecond).
+			Should(Equal(keboolav1.ReasonVerified))
+	})
+
+	It("verifies a labeled missing Secret at once", func() {
+		_, token := newEmulatorProject()
+		key := createProject("analytics", "keboola-token")
+		Eventually(readyReason(key)).WithTimeout(timeout).WithPolling(50 * time.Millisecond).Should(Equal(keboolav1.ReasonSecretNotFound))
+		// The project's next poll is one resync period after its last
+		// pass. Once the passes that its creation triggered are over, only
+		// the watch of labeled Secrets can make it Ready sooner.
+		time.Sleep(500 * time.Millisecond)
+
+		tokens = append(tokens, token)
+		Expect(k8sClient.Create(testCtx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{
+				Namespace: namespace,
+				Name:      "keboola-token",
+				Labels:    map[string]string{keboolav1.LabelTokenSecret: "yes"},
+			},
+			Data: map[string][]byte{"token": []byte(token)},
+		})).To(Succeed())
+		Eventually(readyReason(key)).WithTimeout(testOptions.ResyncPeriod / 2).WithPolling(50 * time.Millisecond).
 			Should(Equal(keboolav1.ReasonVerified))
 	})
 
@@ -180,6 +203,8 @@ var _ = Describe("KeboolaProject controller", func() {
 
 		secondID, secondToken := newEmulatorProject()
 		tokens = append(tokens, secondToken)
+		// The operator has labeled the Secret since it was created.
+		Expect(k8sClient.Get(testCtx, client.ObjectKeyFromObject(secret), secret)).To(Succeed())
 		secret.Data["token"] = []byte(secondToken)
 		Expect(k8sClient.Update(testCtx, secret)).To(Succeed())
 
@@ -429,6 +454,281 @@ var _ = Describe("KeboolaProject controller", func() {
 		Eventually(func() bool {
 			return apierrors.IsNotFound(k8sClient.Get(testCtx, secretKey, &corev1.Secret{}))
 		}).WithTimeout(timeout).WithPolling(interval).Should(BeTrue(), "the token Secret is not gone")
+	})
+
+	It("batches webhook counts during a burst", func() {
+		_, token := newEmulatorProject()
+		createTokenSecret("keboola-token", "token", token)
+		key := createProject("analytics", "keboola-token")
+		Eventually(readyReason(key)).WithTimeout(timeout).WithPolling(interval).Should(Equal(keboolav1.ReasonVerified))
+
+		// Paused webhooks make no call to Keboola, so only the project's
+		// work is measured.
+		newPausedWebhook := func(name string) *keboolav1.KeboolaWebhook {
+			return &keboolav1.KeboolaWebhook{
+				ObjectMeta: metav1.ObjectMeta{
+					Namespace:   namespace,
+					Name:        name,
+					Annotations: map[string]string{keboolav1.AnnotationPaused: "true"},
+				},
+				Spec: keboolav1.KeboolaWebhookSpec{
+					ProjectRef: keboolav1.ProjectReference{Name: key.Name},
+					URL:        "http://127.0.0.1:9/hooks/keboola",
+					Events:     []string{"storage.jobFailed"},
+				},
+			}
+		}
+		webhookCount := func(g Gomega) int32 {
+			project := &keboolav1.KeboolaProject{}
+			g.Expect(k8sClient.Get(testCtx, key, project)).To(Succeed())
+			if project.Status.Webhooks == nil {
+				return 0
+			}
+			return project.Status.Webhooks.Count
+		}
+
+		DeferCleanup(func() {
+			Expect(k8sClient.DeleteAllOf(testCtx, &keboolav1.KeboolaWebhook{}, client.InNamespace(namespace))).To(Succeed())
+		})
+
+		By("letting the first webhook protect the project")
+		Expect(k8sClient.Create(testCtx, newPausedWebhook("hook-00"))).To(Succeed())
+		Eventually(webhookCount).WithTimeout(timeout).WithPolling(interval).Should(BeEquivalentTo(1))
+		Eventually(func(g Gomega) []string {
+			return getProject(key).Finalizers
+		}).WithTimeout(timeout).WithPolling(interval).Should(ContainElement(webhooksProtectionFinalizer))
+
+		By("creating more webhooks in a burst while watching the project")
+		watcher, err := client.NewWithWatch(cfg, client.Options{Scheme: k8sClient.Scheme()})
+		Expect(err).NotTo(HaveOccurred())
+		projectWatch, err := watcher.Watch(testCtx, &keboolav1.KeboolaProjectList{},
+			client.InNamespace(namespace), client.MatchingFields{"metadata.name": key.Name})
+		Expect(err).NotTo(HaveOccurred())
+		defer projectWatch.Stop()
+
+		// The burst lasts about three delays, so that passes of the project
+		// fall inside it.
+		const burst = 40
+		const gap = 75 * time.Millisecond
+		start := time.Now()
+		for i := 1; i <= burst; i++ {
+			Expect(k8sClient.Create(testCtx, newPausedWebhook(fmt.Sprintf("hook-%02d", i)))).To(Succeed())
+			time.Sleep(gap)
+		}
+		elapsed := time.Since(start)
+		Eventually(webhookCount).WithTimeout(timeout).WithPolling(interval).Should(BeEquivalentTo(burst + 1))
+
+		// Count the project's updates until it is quiet. The watch starts
+		// with an ADDED event for the project as it is.
+		updates := 0
+		for quiet := false; !quiet; {
+			select {
+			case e := <-projectWatch.ResultChan():
+				if e.Type == watch.Modified {
+					updates++
+				}
+			case <-time.After(2 * webhookCountDelay):
+				quiet = true
+			}
+		}
+		// One pass per delay while the burst lasts, one right after it, and
+		// one more in case the first pass came just before the burst.
+		maxUpdates := int(elapsed/webhookCountDelay) + 3
+		Expect(updates).To(BeNumerically("<=", maxUpdates),
+			"%d webhooks created in %s caused %d updates of the project", burst, elapsed, updates)
+		Expect(updates).To(BeNumerically(">=", 1))
+	})
+
+	Context("token Secret label", func() {
+		secretKey := func(name string) types.NamespacedName {
+			return types.NamespacedName{Namespace: namespace, Name: name}
+		}
+
+		secretLabels := func(name string) func(Gomega) map[string]string {
+			return func(g Gomega) map[string]string {
+				secret := &corev1.Secret{}
+				g.Expect(k8sClient.Get(testCtx, secretKey(name), secret)).To(Succeed())
+				return secret.Labels
+			}
+		}
+		hasLabel := func(name string) func(Gomega) bool {
+			return func(g Gomega) bool {
+				_, ok := secretLabels(name)(g)[keboolav1.LabelTokenSecret]
+				return ok
+			}
+		}
+
+		// cachedSecretNames returns the names of the Secrets of the
+		// namespace in the KeboolaProject controller's token Secret cache.
+		cachedSecretNames := func(g Gomega) []string {
+			list := &metav1.PartialObjectMetadataList{}
+			list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
+			g.Expect(projectReconciler.tokenSecrets.List(testCtx, list, client.InNamespace(namespace))).To(Succeed())
+			names := []string{}
+			for _, item := range list.Items {
+				names = append(names, item.Name)
+			}
+			return names
+		}
+
+		// awaitPeriodicVerification waits until the token with id tokenID
+		// is verified once more. The next periodic verification of its
+		// project is then at least one resync period away.
+		awaitPeriodicVerification := func(tokenID string) {
+			before := verifyRequests(tokenID)
+			Eventually(func() int {
+				return verifyRequests(tokenID)
+			}).WithTimeout(2 * testOptions.ResyncPeriod).WithPolling(20 * time.Millisecond).Should(BeNumerically(">", before))
+		}
+
+		deleteProject := func(key types.NamespacedName) {
+			Expect(k8sClient.Delete(testCtx, getProject(key))).To(Succeed())
+			Eventually(func() bool {
+				return apierrors.IsNotFound(k8sClient.Get(testCtx, key, &keboolav1.KeboolaProject{}))
+			}).WithTimeout(timeout).WithPolling(interval).Should(BeTrue(), "the KeboolaProject is not gone")
+		}
+
+		It("labels the token Secret without idle writes", func() {
+			_, token := newEmulatorProject()
+			createTokenSecret("keboola-token", "token", token)
+			key := createProject("analytics", "keboola-token")
+			Eventually(readyReason(key)).WithTimeout(timeout).WithPolling(interval).Should(Equal(keboolav1.ReasonVerified))
+
+			Eventually(secretLabels("keboola-token")).WithTimeout(timeout).WithPolling(interval).
+				Should(HaveKeyWithValue(keboolav1.LabelTokenSecret, keboolav1.TokenSecretValue))
+			secret := &corev1.Secret{}
+			Expect(k8sClient.Get(testCtx, secretKey("keboola-token"), secret)).To(Succeed())
+			Expect(secret.Finalizers).NotTo(ContainElement(credentialsProtectionFinalizer),
+				"no KeboolaWebhook needs the token yet")
+
+			// Let the label's watch event and its pass settle.
+			time.Sleep(time.Second)
+			Expect(k8sClient.Get(testCtx, secretKey("keboola-token"), secret)).To(Succeed())
+			resourceVersion := secret.ResourceVersion
+			Consistently(func(g Gomega) string {
+				current := &corev1.Secret{}
+				g.Expect(k8sClient.Get(testCtx, secretKey("keboola-token"), current)).To(Succeed())
+				return current.ResourceVersion
+			}).WithTimeout(2*testOptions.ResyncPeriod + time.Second).WithPolling(250 * time.Millisecond).Should(Equal(resourceVersion))
+		})
+
+		It("verifies a changed labeled token at once", func() {
+			firstID, firstToken := newEmulatorProject()
+			secret := createTokenSecret("keboola-token", "token", firstToken)
+			key := createProject("analytics", "keboola-token")
+			Eventually(readyReason(key)).WithTimeout(timeout).WithPolling(interval).Should(Equal(keboolav1.ReasonVerified))
+			Eventually(hasLabel("keboola-token")).WithTimeout(timeout).WithPolling(interval).Should(BeTrue())
+
+			awaitPeriodicVerification(fmt.Sprint(firstID * 10))
+
+			secondID, secondToken := newEmulatorProject()
+			tokens = append(tokens, secondToken)
+			Expect(k8sClient.Get(testCtx, secretKey("keboola-token"), secret)).To(Succeed())
+			secret.Data["token"] = []byte(secondToken)
+			Expect(k8sClient.Update(testCtx, secret)).To(Succeed())
+
+			// Half a resync period is well before the next periodic
+			// verification, so only the watch can explain the new status.
+			Eventually(func(g Gomega) {
+				project := getProject(key)
+				g.Expect(project.Status.TokenFingerprint).To(Equal(fingerprint([]byte(secondToken))))
+				g.Expect(project.Status.ProjectID).To(Equal(secondID))
+			}).WithTimeout(testOptions.ResyncPeriod / 2).WithPolling(50 * time.Millisecond).Should(Succeed())
+		})
+
+		It("puts a removed label back at once", func() {
+			projectID, token := newEmulatorProject()
+			createTokenSecret("keboola-token", "token", token)
+			key := createProject("analytics", "keboola-token")
+			Eventually(readyReason(key)).WithTimeout(timeout).WithPolling(interval).Should(Equal(keboolav1.ReasonVerified))
+			Eventually(hasLabel("keboola-token")).WithTimeout(timeout).WithPolling(interval).Should(BeTrue())
+
+			awaitPeriodicVerification(fmt.Sprint(projectID * 10))
+
+			// The Secret leaves the selection of the label-selected watch,
+			// which reports that as a deletion.
+			secret := &corev1.Secret{}
+			Expect(k8sClient.Get(testCtx, secretKey("keboola-token"), secret)).To(Succeed())
+			delete(secret.Labels, keboolav1.LabelTokenSecret)
+			Expect(k8sClient.Update(testCtx, secret)).To(Succeed())
+
+			Eventually(hasLabel("keboola-token")).WithTimeout(testOptions.ResyncPeriod / 2).WithPolling(50 * time.Millisecond).
+				Should(BeTrue())
+		})
+
+		It("removes the label with the last project", func() {
+			_, token := newEmulatorProject()
+			createTokenSecret("keboola-token", "token", token)
+			first := createProject("analytics", "keboola-token")
+			second := createProject("reporting", "keboola-token")
+			Eventually(readyReason(first)).WithTimeout(timeout).WithPolling(interval).Should(Equal(keboolav1.ReasonVerified))
+			Eventually(readyReason(second)).WithTimeout(timeout).WithPolling(interval).Should(Equal(keboolav1.ReasonVerified))
+			Eventually(hasLabel("keboola-token")).WithTimeout(timeout).WithPolling(interval).Should(BeTrue())
+
+			By("deleting one of the two projects that use the Secret")
+			deleteProject(first)
+			Consistently(hasLabel("keboola-token")).WithTimeout(time.Second).WithPolling(interval).Should(BeTrue())
+
+			By("deleting the other one")
+			deleteProject(second)
+			Eventually(hasLabel("keboola-token")).WithTimeout(timeout).WithPolling(interval).Should(BeFalse())
+			Eventually(cachedSecretNames).WithTimeout(timeout).WithPolling(interval).Should(BeEmpty())
+		})
+
+		It("keeps a label set by others", func() {
+			_, token := newEmulatorProject()
+			tokens = append(tokens, token)
+			Expect(k8sClient.Create(testCtx, &corev1.Secret{
+				ObjectMeta: metav1.ObjectMeta{
+					Namespace: namespace,
+					Name:      "keboola-token",
+					Labels:    map[string]string{keboolav1.LabelTokenSecret: "gitops"},
+				},
+				Data: map[string][]byte{"token": []byte(token)},
+			})).To(Succeed())
+			key := createProject("analytics", "keboola-token")
+			Eventually(readyReason(key)).WithTimeout(timeout).WithPolling(interval).Should(Equal(keboolav1.ReasonVerified))
+			Expect(secretLabels("keboola-token")(Default)).To(HaveKeyWithValue(keboolav1.LabelTokenSecret, "gitops"))
+
+			deleteProject(key)
+			Consistently(secretLabels("keboola-token")).WithTimeout(2 * time.Second).WithPolling(interval).
+				Should(HaveKeyWithValue(keboolav1.LabelTokenSecret, "gitops"))
+		})
+
+		It("moves the label to a new Secret", func() {
+			_, token := newEmulatorProject()
+			createTokenSecret("old-token", "token", token)
+			createTokenSecret("new-token", "token", token)
+			key := createProject("analytics", "old-token")
+			Eventually(readyReason(key)).WithTimeout(timeout).WithPolling(interval).Should(Equal(keboolav1.ReasonVerified))
+			Eventually(hasLabel("old-token")).WithTimeout(timeout).WithPolling(interval).Should(BeTrue())
+
+			project := getProject(key)
+			project.Spec.TokenSecretRef.Name = "new-token"
+			Expect(k8sClient.Update(testCtx, project)).To(Succeed())
+
+			Eventually(hasLabel("new-token")).WithTimeout(timeout).WithPolling(interval).Should(BeTrue())
+			Eventually(hasLabel("old-token")).WithTimeout(timeout).WithPolling(interval).Should(BeFalse())
+		})
+
+		It("caches no unrelated Secret", func() {
+			_, token := newEmulatorProject()
+			createTokenSecret("keboola-token", "token", token)
+			Expect(k8sClient.Create(testCtx, &corev1.Secret{
+				ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "unrelated"},
+				Data:       map[string][]byte{"password": []byte("not a token")},
+			})).To(Succeed())
+			key := createProject("analytics", "keboola-token")
+			Eventually(readyReason(key)).WithTimeout(timeout).WithPolling(interval).Should(Equal(keboolav1.ReasonVerified))
+
+			Eventually(cachedSecretNames).WithTimeout(timeout).WithPolling(interval).Should(Equal([]string{"keboola-token"}))
+			// Give a watch event of the unrelated Secret, if one came, time
+			// to reach the cache.
+			Consistently(cachedSecretNames).WithTimeout(time.Second).WithPolling(interval).Should(Equal([]string{"keboola-token"}))
+
+			err := projectReconciler.tokenSecrets.Get(testCtx, secretKey("unrelated"), newSecretMetadata())
+			Expect(apierrors.IsNotFound(err)).To(BeTrue(), "the unrelated Secret is in the token Secret cache: %v", err)
+		})
 	})
 })
 

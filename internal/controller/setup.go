@@ -26,8 +26,16 @@ const (
 // SetupWithManager registers the KeboolaProject and KeboolaWebhook
 // controllers with mgr. clients builds the Storage API clients of both.
 func SetupWithManager(mgr ctrl.Manager, clients ClientFactory, opts Options) error {
+	_, err := setupControllers(mgr, clients, opts)
+	return err
+}
+
+// setupControllers does the work of SetupWithManager and returns the
+// KeboolaProject reconciler, so that tests can inspect its token Secret
+// cache.
+func setupControllers(mgr ctrl.Manager, clients ClientFactory, opts Options) (*KeboolaProjectReconciler, error) {
 	if err := setupIndexes(mgr); err != nil {
-		return err
+		return nil, err
 	}
 
 	projects := &KeboolaProjectReconciler{
@@ -38,7 +46,7 @@ func SetupWithManager(mgr ctrl.Manager, clients ClientFactory, opts Options) err
 		Options:   opts,
 	}
 	if err := projects.SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("failed to set up the KeboolaProject controller: %w", err)
+		return nil, fmt.Errorf("failed to set up the KeboolaProject controller: %w", err)
 	}
 
 	webhooks := &KeboolaWebhookReconciler{
@@ -49,9 +57,9 @@ func SetupWithManager(mgr ctrl.Manager, clients ClientFactory, opts Options) err
 		Options:   opts,
 	}
 	if err := webhooks.SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("failed to set up the KeboolaWebhook controller: %w", err)
+		return nil, fmt.Errorf("failed to set up the KeboolaWebhook controller: %w", err)
 	}
-	return nil
+	return projects, nil
 }
 
 func setupIndexes(mgr ctrl.Manager) error {

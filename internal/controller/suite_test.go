@@ -61,6 +61,9 @@ var (
 		RotationGracePeriod: 4 * time.Second,
 	}
 	projectIDs atomic.Int64
+	// projectReconciler is the KeboolaProject reconciler of the suite's
+	// manager, whose token Secret cache tests inspect.
+	projectReconciler *KeboolaProjectReconciler
 )
 
 func TestControllers(t *testing.T) {
@@ -128,7 +131,8 @@ var _ = BeforeSuite(func() {
 		MaxBackoff: 200 * time.Millisecond,
 		UserAgent:  "keboola-operator/test",
 	})
-	Expect(SetupWithManager(mgr, NewClientFactory(clients), testOptions)).To(Succeed())
+	projectReconciler, err = setupControllers(mgr, NewClientFactory(clients), testOptions)
+	Expect(err).NotTo(HaveOccurred())
 
 	go func() {
 		defer GinkgoRecover()

@@ -30,11 +30,11 @@ var repoRoot = filepath.Join("..", "..")
 // then an entry here.
 var managerRoleAllowList = map[string]map[string][]string{
 	"": {
-		// Token Secrets are read (get) and protected with a finalizer
-		// (patch); the operator's own Secrets are created and written
-		// (create, update). The managed-by cache and the metadata-only
-		// informer of token Secrets need list and watch in every
-		// namespace.
+		// Token Secrets are read (get), and labeled and protected with a
+		// finalizer (patch). The operator's own Secrets are created and
+		// written (create, update). The managed-by cache and the
+		// label-selected metadata-only informer of token Secrets need
+		// list and watch in every namespace.
 		"secrets": {"get", "list", "watch", "create", "update", "patch"},
 		// The labels of namespaces decide which ones a KeboolaProject's
 		// spec.allowedNamespaces selector allows, and a change of them
