@@ -110,8 +110,9 @@ bench: controlplane ## Measure convergence, steady-state calls, memory and laten
 ##@ Reliability
 
 # Flags of the chaos soak in test/chaos. "make test" runs it with its
-# defaults: 12 KeboolaWebhooks in 3 projects, 2 kills, 30s of faults. These
-# are the size of the figures in docs/reliability.md.
+# defaults: 12 KeboolaWebhooks in 3 projects on a stack with the webhooks
+# endpoint, as many in 2 projects on a stack with only the Notification
+# service, 2 kills and 30s of faults.
 CHAOS_FLAGS ?= -chaos.webhooks=200 -chaos.projects=5 -chaos.kills=10 -chaos.fault-duration=3m -chaos.timeout=20m
 
 .PHONY: test-chaos

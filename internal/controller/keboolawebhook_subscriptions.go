@@ -30,20 +30,22 @@ import (
 // No subscription can change, so every change is make-before-break:
 //
 //  1. Mint: when the Secret contains no secret that status.secretFingerprint
-//     names, or spec.rotationToken changed, ensureMintedSecret writes a new
-//     secret to the Secret first, keeping the one that live subscriptions
-//     carry under previousSigningSecret, and then records its fingerprint
-//     in the status. The subscriptions of the old secret move to
+//     names, spec.rotationToken changed, or the KeboolaProject points at
+//     another Keboola project, ensureMintedSecret writes a new secret to
+//     the Secret first, keeping the one that live subscriptions may carry
+//     under previousSigningSecret, and then records its fingerprint in the
+//     status. The subscriptions of the old secret move to
 //     status.retiredSubscriptionIDs.
 //  2. Make: syncSubscriptions creates a subscription for every event of
 //     the spec that no live subscription matches, and records the ids.
 //  3. Break: deleteRetiredSubscriptions deletes the subscriptions that no
-//     longer match, once the new ones are recorded; during a rotation, only
-//     after the grace period.
+//     longer match, once the new ones are recorded. During a rotation, those
+//     that carry the previous secret stay until the grace period ends.
 //
-// A subscription whose URL carries the current or the previous secret
-// belongs to this KeboolaWebhook even when the status does not record it,
-// because the secret is unique to it. That is how the next pass finds a
+// A subscription whose URL carries the current or the previous secret, or
+// a secret whose fingerprint the status records, belongs to this
+// KeboolaWebhook even when the status does not record its id, because the
+// secret is unique to it. That is how the next pass finds a
 // subscription whose create was interrupted before its id was recorded: it
 // adopts the subscription when it matches the spec, and deletes it
 // otherwise. So a crash at any point leaves neither a duplicate nor a
