@@ -51,7 +51,7 @@ type secretReceiver struct {
 
 func newSecretReceiver(namespace, secretName string) *secretReceiver {
 	r := &secretReceiver{}
-	mw := &webhook.Middleware{
+	middleware := &webhook.Middleware{
 		Secrets: secretFunc(func() [][]byte {
 			s := &corev1.Secret{}
 			if err := k8sClient.Get(testCtx, types.NamespacedName{Namespace: namespace, Name: secretName}, s); err != nil {
@@ -61,7 +61,7 @@ func newSecretReceiver(namespace, secretName string) *secretReceiver {
 		}),
 		OnReject: func(*http.Request, webhook.Rejection) { r.rejected.Add(1) },
 	}
-	r.Server = httptest.NewServer(mw.Wrap(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	r.Server = httptest.NewServer(middleware.Wrap(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		r.accepted.Add(1)
 		w.WriteHeader(http.StatusNoContent)
 	})))
@@ -500,7 +500,7 @@ var _ = Describe("Webhook API detection after one-off faults", func() {
 		for _, line := range seen {
 			GinkgoWriter.Println("  project:", line)
 		}
-		// A subscription vanishes meanwhile: is it recreated?
+		// A subscription that vanishes meanwhile must be recreated.
 		ids := env.subscriptionIDs()
 		Expect(stack.DeleteSubscriptionOutOfBand(env.projectID, ids["job-failed"])).To(BeTrue())
 		time.Sleep(7 * time.Second)
