@@ -13,7 +13,7 @@ WORKDIR /workspace
 COPY go.mod go.sum ./
 RUN go mod download
 
-COPY main.go main.go
+COPY *.go ./
 COPY api/ api/
 COPY internal/ internal/
 COPY pkg/ pkg/

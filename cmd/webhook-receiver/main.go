@@ -156,7 +156,7 @@ func parseFlags(args []string) (config, error) {
 	flags.StringVar(&cfg.listen, "listen", "127.0.0.1:8766", "`address` to listen on, such as :8766 for every interface")
 	flags.StringVar(&cfg.path, "path", "/webhook", "URL `path` that receives deliveries, without the query string that carries kbc_secret")
 	flags.StringVar(&cfg.secretFile, "secret-file", "/etc/keboola-webhook/signingSecret",
-		"`file` containing the webhook's signing secret, which verifies both the X-Kbc-Signature header and the kbc_secret query parameter; read again whenever it is replaced; leading and trailing white space is ignored. Ignored when --secret-dir is set")
+		"`file` containing the webhook's signing secret, which verifies both the X-Kbc-Signature header and the kbc_secret query parameter; read again whenever it is replaced; leading and trailing white space is ignored. Set either this or --secret-dir")
 	flags.StringVar(&cfg.secretDir, "secret-dir", "",
 		"`directory` in which the webhook's Secret is mounted as a volume; the receiver accepts the secrets in its files signingSecret and, during a rotation, previousSigningSecret, and follows the kubelet's updates")
 	flags.BoolVar(&cfg.showVersion, "version", false, "print the version and exit")
@@ -215,7 +215,7 @@ func newReceiver(secrets webhook.SecretSource, logger *slog.Logger) http.Handler
 	dedupe := &webhook.Deduplicator{
 		Seen: webhook.NewMemorySeenSet(seenEvents, seenTTL),
 		OnDuplicate: func(_ *http.Request, d *webhook.Delivery) {
-			logger.Info("Duplicate delivery skipped", "event", d.Event.Event, "dataId", string(d.Event.Data.ID))
+			logger.Info("Duplicate delivery skipped", "event", d.Event.Event, "dataId", deliveryID(d.Event))
 		},
 		OnError: func(r *http.Request, err error) {
 			logger.Error("Failed to record the event as seen", "remoteAddress", r.RemoteAddr, "error", err)
@@ -223,10 +223,28 @@ func newReceiver(secrets webhook.SecretSource, logger *slog.Logger) http.Handler
 	}
 	return verify.Wrap(dedupe.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d, _ := webhook.DeliveryFromContext(r.Context())
-		logger.Info("Delivery verified", "event", d.Event.Event, "dataId", string(d.Event.Data.ID),
-			"status", d.Event.Data.Status, "secret", secretName(d.SecretIndex), "proof", string(d.Proof), "bytes", len(d.Body))
+		logger.Info("Delivery verified", "event", d.Event.Event, "dataId", deliveryID(d.Event),
+			"status", deliveryStatus(d.Event), "secret", secretName(d.SecretIndex), "proof", string(d.Proof), "bytes", len(d.Body))
 		w.WriteHeader(http.StatusOK)
 	})))
+}
+
+// deliveryID returns data.id of a delivery, or data.job.id for one from the
+// Notification service, which has no data.id.
+func deliveryID(e webhook.Event) string {
+	if e.Data.ID != "" {
+		return string(e.Data.ID)
+	}
+	return string(e.Data.Job.ID)
+}
+
+// deliveryStatus returns data.status of a delivery, or data.job.status for
+// one from the Notification service.
+func deliveryStatus(e webhook.Event) string {
+	if e.Data.Status != "" {
+		return e.Data.Status
+	}
+	return e.Data.Job.Status
 }
 
 // secretName names the secret that a delivery's proof matched, for the log.

@@ -91,7 +91,7 @@ func (d *demo) startEmulator(ctx context.Context) (string, error) {
 		return "", err
 	}
 	d.emulator = emulator
-	details := fmt.Sprintf("Project %d accepts the token of the sample Secret; admin API: http://%s/_emulator/", d.samples.ProjectID, d.emulatorAddress)
+	details := fmt.Sprintf("Project %d accepts the token of the sample Secret; request counts: http://%s/_emulator/stats", d.samples.ProjectID, d.emulatorAddress)
 	if d.cfg.webhookAPI == notificationAPI {
 		details += fmt.Sprintf("\nNotification service: http://%s/notification; requests to /v2/storage/webhooks get 404", d.emulatorAddress)
 	}
