@@ -209,3 +209,47 @@ func newRecordingLogger(out *strings.Builder) logr.Logger {
 func withLogger(ctx context.Context, logger logr.Logger) context.Context {
 	return logr.NewContext(ctx, logger)
 }
+
+// expectedRequest is the request that one client call must send. An empty
+// rawPath is not checked, and an empty body means that there is none.
+type expectedRequest struct {
+	method, path, rawPath, contentType, body string
+}
+
+// assertOneRequest checks that srv got exactly one request, that it matches
+// want, and that it carries the client's token, User-Agent and Accept
+// headers.
+func assertOneRequest(t *testing.T, srv *testServer, want expectedRequest) {
+	t.Helper()
+	requests := srv.recorded()
+	if len(requests) != 1 {
+		t.Fatalf("server got %d requests, want 1", len(requests))
+	}
+	got := requests[0]
+	if got.method != want.method {
+		t.Errorf("method = %q, want %q", got.method, want.method)
+	}
+	if got.path != want.path {
+		t.Errorf("path = %q, want %q", got.path, want.path)
+	}
+	if want.rawPath != "" && got.rawPath != want.rawPath {
+		t.Errorf("escaped path = %q, want %q", got.rawPath, want.rawPath)
+	}
+	if got.token != testToken {
+		t.Errorf("X-StorageApi-Token = %q, want %q", got.token, testToken)
+	}
+	if !strings.HasPrefix(got.userAgent, "keboola-operator/") {
+		t.Errorf("User-Agent = %q, want prefix %q", got.userAgent, "keboola-operator/")
+	}
+	if got.accept != "application/json" {
+		t.Errorf("Accept = %q, want %q", got.accept, "application/json")
+	}
+	if got.contentType != want.contentType {
+		t.Errorf("Content-Type = %q, want %q", got.contentType, want.contentType)
+	}
+	if want.body != "" {
+		assertJSONEqual(t, got.body, want.body)
+	} else if got.body != "" {
+		t.Errorf("body = %q, want none", got.body)
+	}
+}
