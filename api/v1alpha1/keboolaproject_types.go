@@ -85,10 +85,10 @@ type KeboolaProjectSpec struct {
 	// to the receiver URL as the query parameter kbc_secret, because that
 	// service signs nothing. When absent, the operator detects the backend
 	// when it first verifies the token, and again whenever the stack, the
-	// token or this spec changes: the webhooks endpoint when the stack has
-	// it, otherwise the Notification service when the Storage API index
-	// lists it. status.webhookAPI shows the
-	// result and status.webhookAPIMessage the reason.
+	// token or this spec changes. It takes the webhooks endpoint when the
+	// stack has it, and otherwise the Notification service when the Storage
+	// API index lists it. status.webhookAPI shows the result and
+	// status.webhookAPIMessage the reason.
 	// +optional
 	WebhookAPI WebhookAPI `json:"webhookAPI,omitempty"`
 }
@@ -241,7 +241,7 @@ type KeboolaProjectStatus struct {
 	// +optional
 	WebhookAPI WebhookAPI `json:"webhookAPI,omitempty"`
 
-	// webhookAPIMessage says why webhookAPI was chosen.
+	// webhookAPIMessage explains why webhookAPI was chosen.
 	// +optional
 	WebhookAPIMessage string `json:"webhookAPIMessage,omitempty"`
 

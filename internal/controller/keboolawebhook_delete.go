@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -165,16 +166,11 @@ func (r *KeboolaWebhookReconciler) deletionAPI(ctx context.Context, p *webhookPa
 // left. A webhook that is already gone counts as deleted. It returns the ids
 // it deleted.
 func (r *KeboolaWebhookReconciler) deleteAllWebhooks(ctx context.Context, p *webhookPass, api keboola.API, known []string) ([]string, *outcome) {
-	ids := slices.Clone(known)
 	webhooks, err := api.ListWebhooks(ctx)
 	if err != nil {
 		return nil, deletionFailure(known, "list the webhooks of the project", err)
 	}
-	for _, w := range webhooks {
-		if isMarkerOf(w.Name, p.wh.UID) && !slices.Contains(ids, w.ID) {
-			ids = append(ids, w.ID)
-		}
-	}
+	ids := withMarkerWebhooks(known, webhooks, p.wh.UID)
 
 	defer r.webhookObserver().invalidate(p.key)
 	for _, id := range ids {
@@ -184,6 +180,18 @@ func (r *KeboolaWebhookReconciler) deleteAllWebhooks(ctx context.Context, p *web
 		log.FromContext(ctx).Info("Deleted webhook", "webhookID", id)
 	}
 	return ids, nil
+}
+
+// withMarkerWebhooks returns known and the ids of the webhooks that carry a
+// marker name of the object uid, which an interrupted create may have left.
+func withMarkerWebhooks(known []string, webhooks []keboola.Webhook, uid types.UID) []string {
+	ids := slices.Clone(known)
+	for _, w := range webhooks {
+		if isMarkerOf(w.Name, uid) && !slices.Contains(ids, w.ID) {
+			ids = append(ids, w.ID)
+		}
+	}
+	return ids
 }
 
 // deletionFailure is the outcome of a failed request during deletion: a

@@ -29,13 +29,13 @@ import (
 // into the receiver URL as the query parameter webhook.SecretQueryParameter.
 // No subscription can change, so every change is make-before-break:
 //
-//  1. Mint: when the Secret contains no secret that status.secretFingerprint
-//     names, spec.rotationToken changed, or the KeboolaProject points at
-//     another Keboola project, ensureMintedSecret writes a new secret to
-//     the Secret first, keeping the one that live subscriptions may carry
-//     under previousSigningSecret, and then records its fingerprint in the
-//     status. The subscriptions of the old secret move to
-//     status.retiredSubscriptionIDs.
+//  1. Mint: ensureMintedSecret writes a new secret when the Secret contains
+//     no secret that status.secretFingerprint names, when
+//     spec.rotationToken changed, or when the KeboolaProject points at
+//     another Keboola project. It writes the Secret first, keeping the
+//     secret that live subscriptions may carry under previousSigningSecret,
+//     and then records the new fingerprint in the status. The subscriptions
+//     of the old secret move to status.retiredSubscriptionIDs.
 //  2. Make: syncSubscriptions creates a subscription for every event of
 //     the spec that no live subscription matches, and records the ids.
 //  3. Break: deleteRetiredSubscriptions deletes the subscriptions that no
@@ -80,7 +80,7 @@ func usesSubscriptions(p *webhookPass) bool {
 }
 
 // checkWebhookAPISpec returns an InvalidSpec outcome when the spec of p.wh
-// asks for something that the webhook API of its project lacks.
+// requests something that the webhook API of its project lacks.
 func checkWebhookAPISpec(p *webhookPass) *outcome {
 	spec := &p.wh.Spec
 	project := fmt.Sprintf("%q", projectDisplayName(p.wh))
@@ -164,7 +164,7 @@ func (r *KeboolaWebhookReconciler) ensureSubscriptions(ctx context.Context, p *w
 	if o := r.deleteReplacedWebhooks(ctx, p); o != nil {
 		return o
 	}
-	return r.retireSubscriptionRotation(ctx, p, api)
+	return r.retireSubscriptionRotation(ctx, p)
 }
 
 // notificationAPI returns the Notification service client of the pass.
@@ -200,7 +200,7 @@ func mintedSecretOf(secret *corev1.Secret, key, fp string) []byte {
 
 // ensureMintedSecret makes sure that the Secret contains the secret whose
 // fingerprint status.secretFingerprint records, minting a new one when it
-// does not or when spec.rotationToken asks for one.
+// does not or when spec.rotationToken requests one.
 func (r *KeboolaWebhookReconciler) ensureMintedSecret(ctx context.Context, p *webhookPass, api keboola.NotificationAPI) *outcome {
 	status := &p.wh.Status
 	rotate := status.RotationToken != p.wh.Spec.RotationToken
@@ -422,8 +422,8 @@ func urlSecret(rawURL string) (string, bool) {
 	return values[0], true
 }
 
-// desiredSubscriptions returns the subscriptions that the spec of wh asks
-// for, one per event, with secret in their URL.
+// desiredSubscriptions returns the subscriptions that the spec of wh
+// requests, one per event, with secret in their URL.
 //
 // NOTE: filter values are sent as JSON strings. Whether the Notification
 // service compares a numeric field such as durationOvertimePercentage with
@@ -442,7 +442,7 @@ func desiredSubscriptions(wh *keboolav1.KeboolaWebhook, secret []byte) []keboola
 	return desired
 }
 
-// subscriptionMatches reports whether live is what desired asks for.
+// subscriptionMatches reports whether live matches desired.
 func subscriptionMatches(live keboola.Subscription, desired keboola.SubscriptionSpec) bool {
 	return live.Event == desired.Event && live.URL == desired.URL && live.ExpiresAt == nil &&
 		slices.EqualFunc(live.Filters, desired.Filters, func(a, b keboola.Filter) bool {
@@ -458,7 +458,7 @@ func filterOperator(op string) string {
 	return op
 }
 
-// subscriptionPlan is what syncSubscriptions must do.
+// subscriptionPlan is the work of one syncSubscriptions pass.
 type subscriptionPlan struct {
 	// keep maps an event to the live subscription that serves it.
 	keep map[string]string
@@ -569,7 +569,7 @@ func (r *KeboolaWebhookReconciler) listSubscriptions(ctx context.Context, p *web
 	return subscriptions, nil
 }
 
-// syncSubscriptions creates the subscriptions that the spec asks for and no
+// syncSubscriptions creates the subscriptions that the spec requests and no
 // live one provides, records which subscription serves each event, and
 // returns the list it decided on.
 // Creates are decided on a fresh list only, so that a shared list that
@@ -633,9 +633,9 @@ func (r *KeboolaWebhookReconciler) syncSubscriptions(ctx context.Context, p *web
 			"fingerprint", status.SecretFingerprint)
 		r.emitSubscriptionsEvent(p, before, created, plan.vanished)
 	case len(newlyRetired) > 0 && status.Rotation == nil:
-		reason, cause := eventReasonDriftCorrected, "they duplicate or differ from the subscriptions that the spec asks for"
+		reason, cause := eventReasonDriftCorrected, "they duplicate or differ from the subscriptions that the spec requests"
 		if wh.Generation != p.initialGeneration {
-			reason, cause = eventReasonUpdated, "the spec no longer asks for them"
+			reason, cause = eventReasonUpdated, "the spec no longer requests them"
 		}
 		r.Recorder.Eventf(wh, nil, corev1.EventTypeNormal, reason, "Update",
 			"Deleting Notification service subscriptions %s because %s", quoteAll(newlyRetired), cause)
@@ -743,37 +743,15 @@ func subscriptionOverlapProtects(status *keboolav1.KeboolaWebhookStatus, now tim
 // contains, go at once.
 func (r *KeboolaWebhookReconciler) deleteRetiredSubscriptions(ctx context.Context, p *webhookPass, api keboola.NotificationAPI, live []keboola.Subscription) *outcome {
 	status := &p.wh.Status
-	if len(status.RetiredSubscriptionIDs) == 0 {
-		return nil
-	}
 	protects := subscriptionOverlapProtects(status, time.Now())
-	var kept []string
-	defer func() {
-		status.RetiredSubscriptionIDs = append(kept, status.RetiredSubscriptionIDs...)
-		if len(status.RetiredSubscriptionIDs) == 0 {
-			status.RetiredSubscriptionIDs = nil
-		}
-	}()
-	for len(status.RetiredSubscriptionIDs) > 0 {
-		id := status.RetiredSubscriptionIDs[0]
-		if protects && carriesPreviousSecret(live, id, status.Rotation.PreviousSecretFingerprint) {
-			kept = append(kept, id)
-			status.RetiredSubscriptionIDs = status.RetiredSubscriptionIDs[1:]
-			continue
-		}
-		err := api.DeleteSubscription(ctx, id)
-		r.subscriptionObserver().invalidate(p.key)
-		if err != nil {
-			return replacedDeletionOutcome("delete the replaced Notification service subscription "+id, err)
-		}
-		log.FromContext(ctx).Info("Deleted replaced Notification service subscription", "subscriptionID", id)
-		status.RetiredSubscriptionIDs = status.RetiredSubscriptionIDs[1:]
-	}
-	return nil
+	return r.deleteRetired(ctx, p, api, func(id string) bool {
+		return protects && carriesPreviousSecret(live, id, status.Rotation.PreviousSecretFingerprint)
+	})
 }
 
 // deleteRetiredExcept deletes the retired subscriptions that do not carry
-// keep, as a fresh list shows them.
+// keep, as a fresh list shows them. Those that the list lacks are gone
+// already and are forgotten without a request.
 func (r *KeboolaWebhookReconciler) deleteRetiredExcept(ctx context.Context, p *webhookPass, api keboola.NotificationAPI, keep []byte) *outcome {
 	status := &p.wh.Status
 	if len(status.RetiredSubscriptionIDs) == 0 {
@@ -783,23 +761,46 @@ func (r *KeboolaWebhookReconciler) deleteRetiredExcept(ctx context.Context, p *w
 	if o != nil {
 		return o
 	}
+	urls := make(map[string]string, len(live))
+	for _, s := range live {
+		urls[s.ID] = s.URL
+	}
+	status.RetiredSubscriptionIDs = slices.DeleteFunc(status.RetiredSubscriptionIDs, func(id string) bool {
+		_, found := urls[id]
+		return !found
+	})
+	return r.deleteRetired(ctx, p, api, func(id string) bool {
+		return keep != nil && carriesSecret(urls[id], [][]byte{keep})
+	})
+}
+
+// deleteRetired deletes the retired subscriptions for which keep is false,
+// and leaves the others in status.retiredSubscriptionIDs.
+func (r *KeboolaWebhookReconciler) deleteRetired(ctx context.Context, p *webhookPass, api keboola.NotificationAPI, keep func(id string) bool) *outcome {
+	status := &p.wh.Status
 	var kept []string
-	for _, id := range status.RetiredSubscriptionIDs {
-		index := slices.IndexFunc(live, func(s keboola.Subscription) bool { return s.ID == id })
-		if index >= 0 && keep != nil && carriesSecret(live[index].URL, [][]byte{keep}) {
+	defer func() {
+		status.RetiredSubscriptionIDs = append(kept, status.RetiredSubscriptionIDs...)
+		if len(status.RetiredSubscriptionIDs) == 0 {
+			status.RetiredSubscriptionIDs = nil
+		}
+	}()
+	for len(status.RetiredSubscriptionIDs) > 0 {
+		id := status.RetiredSubscriptionIDs[0]
+		if keep(id) {
 			kept = append(kept, id)
+			status.RetiredSubscriptionIDs = status.RetiredSubscriptionIDs[1:]
 			continue
 		}
-		if index >= 0 {
-			err := api.DeleteSubscription(ctx, id)
-			r.subscriptionObserver().invalidate(p.key)
-			if err != nil {
-				return replacedDeletionOutcome("delete the replaced Notification service subscription "+id, err)
-			}
-			log.FromContext(ctx).Info("Deleted replaced Notification service subscription", "subscriptionID", id)
+
+		err := api.DeleteSubscription(ctx, id)
+		r.subscriptionObserver().invalidate(p.key)
+		if err != nil {
+			return replacedDeletionOutcome("delete the replaced Notification service subscription "+id, err)
 		}
+		log.FromContext(ctx).Info("Deleted replaced Notification service subscription", "subscriptionID", id)
+		status.RetiredSubscriptionIDs = status.RetiredSubscriptionIDs[1:]
 	}
-	status.RetiredSubscriptionIDs = kept
 	return nil
 }
 
@@ -845,6 +846,7 @@ func (r *KeboolaWebhookReconciler) deleteReplacedWebhooks(ctx context.Context, p
 	if o != nil {
 		return o
 	}
+
 	defer r.webhookObserver().invalidate(p.key)
 	webhooks, err := api.ListWebhooks(ctx)
 	switch {
@@ -856,18 +858,14 @@ func (r *KeboolaWebhookReconciler) deleteReplacedWebhooks(ctx context.Context, p
 	case err != nil:
 		return replacedDeletionOutcome("list the webhooks of the project", err)
 	}
-	ids := slices.Clone(known)
-	for _, w := range webhooks {
-		if isMarkerOf(w.Name, p.wh.UID) {
-			ids = appendMissing(ids, w.ID)
-		}
-	}
-	for _, id := range ids {
+
+	for _, id := range withMarkerWebhooks(known, webhooks, p.wh.UID) {
 		if err := api.DeleteWebhook(ctx, id); err != nil {
 			return replacedDeletionOutcome("delete the webhook "+id+" that the subscriptions replace", err)
 		}
 		log.FromContext(ctx).Info("Deleted webhook replaced by Notification service subscriptions", "webhookID", id)
 	}
+
 	status.WebhookID = ""
 	status.RetiredWebhookIDs = nil
 	status.PendingCreate = nil
@@ -878,7 +876,7 @@ func (r *KeboolaWebhookReconciler) deleteReplacedWebhooks(ctx context.Context, p
 // passed, once deleteRetiredSubscriptions deleted the previous
 // subscriptions: it removes the previous secret from the Secret and clears
 // status.rotation.
-func (r *KeboolaWebhookReconciler) retireSubscriptionRotation(ctx context.Context, p *webhookPass, _ keboola.NotificationAPI) *outcome {
+func (r *KeboolaWebhookReconciler) retireSubscriptionRotation(ctx context.Context, p *webhookPass) *outcome {
 	status := &p.wh.Status
 	if status.Rotation == nil || subscriptionOverlapProtects(status, time.Now()) ||
 		len(status.RetiredSubscriptionIDs) > 0 || status.WebhookID != "" {
@@ -945,21 +943,34 @@ func (r *KeboolaWebhookReconciler) deleteAllSubscriptions(ctx context.Context, p
 	}
 	secrets := [][]byte{secret.Data[keboolav1.SecretKeySigningSecret], secret.Data[keboolav1.SecretKeyPreviousSigningSecret]}
 
-	ids := slices.Clone(known)
+	fingerprints := recordedFingerprints(&p.wh.Status)
+	return r.sweepSubscriptions(ctx, p, api, known,
+		func(rawURL string) bool {
+			return carriesSecret(rawURL, secrets) || carriesFingerprint(rawURL, fingerprints)
+		},
+		func(action string, err error) *outcome { return deletionFailure(known, action, err) })
+}
+
+// sweepSubscriptions deletes the subscriptions known and every live
+// subscription whose URL owns accepts, and returns the ids it deleted. fail
+// turns a failed request into the outcome of the pass.
+func (r *KeboolaWebhookReconciler) sweepSubscriptions(ctx context.Context, p *webhookPass, api keboola.NotificationAPI, known []string,
+	owns func(rawURL string) bool, fail func(action string, err error) *outcome) ([]string, *outcome) {
 	live, err := api.ListSubscriptions(ctx)
 	if err != nil {
-		return nil, deletionFailure(known, "list the Notification service subscriptions of the project", err)
+		return nil, fail("list the Notification service subscriptions of the project", err)
 	}
-	fingerprints := recordedFingerprints(&p.wh.Status)
+	ids := slices.Clone(known)
 	for _, s := range live {
-		if carriesSecret(s.URL, secrets) || carriesFingerprint(s.URL, fingerprints) {
+		if owns(s.URL) {
 			ids = appendMissing(ids, s.ID)
 		}
 	}
+
 	defer r.subscriptionObserver().invalidate(p.key)
 	for _, id := range ids {
 		if err := api.DeleteSubscription(ctx, id); err != nil {
-			return nil, deletionFailure(known, "delete subscription "+id, err)
+			return nil, fail("delete the Notification service subscription "+id, err)
 		}
 		log.FromContext(ctx).Info("Deleted Notification service subscription", "subscriptionID", id)
 	}
@@ -982,23 +993,11 @@ func (r *KeboolaWebhookReconciler) deleteReplacedSubscriptions(ctx context.Conte
 	if o != nil {
 		return o
 	}
-	defer r.subscriptionObserver().invalidate(p.key)
-	live, err := api.ListSubscriptions(ctx)
-	if err != nil {
-		return replacedDeletionOutcome("list the Notification service subscriptions of the project", err)
-	}
-	ids := slices.Clone(known)
 	fingerprints := recordedFingerprints(status)
-	for _, s := range live {
-		if carriesFingerprint(s.URL, fingerprints) {
-			ids = appendMissing(ids, s.ID)
-		}
-	}
-	for _, id := range ids {
-		if err := api.DeleteSubscription(ctx, id); err != nil {
-			return replacedDeletionOutcome("delete the Notification service subscription "+id+" that the webhook replaces", err)
-		}
-		log.FromContext(ctx).Info("Deleted Notification service subscription replaced by a webhook", "subscriptionID", id)
+	if _, o := r.sweepSubscriptions(ctx, p, api, known,
+		func(rawURL string) bool { return carriesFingerprint(rawURL, fingerprints) },
+		replacedDeletionOutcome); o != nil {
+		return o
 	}
 	status.Subscriptions = nil
 	status.RetiredSubscriptionIDs = nil

@@ -122,7 +122,7 @@ const (
 	WebhookAPINotification WebhookAPI = "NotificationSubscriptions"
 )
 
-// Detection is what DetectWebhookAPI found out about a stack.
+// Detection is the result of DetectWebhookAPI for one stack.
 type Detection struct {
 	// API is the backend to use: the webhooks endpoint when the stack has
 	// it, otherwise the Notification service.
@@ -131,7 +131,8 @@ type Detection struct {
 	// Storage API index lists. It is empty when API is WebhookAPIStorage,
 	// because the index is then not read.
 	NotificationURL string
-	// Reason says in one sentence why API was chosen, for a status message.
+	// Reason explains in one sentence why API was chosen, for a status
+	// message.
 	Reason string
 }
 

@@ -137,8 +137,8 @@ func (c *Client) probeWebhooksEndpoint(ctx context.Context) (int, error) {
 		// The route exists, and the token may not manage webhooks.
 		return 0, nil
 	}
-	// Other answers, such as a 400 from a proxy, say nothing for certain
-	// about the route, so the detection is retried rather than guessed.
+	// Other responses, such as a 400 from a proxy, prove nothing about the
+	// route, so the detection is retried rather than guessed.
 	return 0, err
 }
 

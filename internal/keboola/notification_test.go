@@ -27,7 +27,7 @@ const subscriptionFixture = `{"id":"17","projectId":"1234","event":"job-failed",
 	`"filters":[{"field":"job.component.id","value":"keboola.orchestrator","operator":"=="}],` +
 	`"recipient":{"channel":"webhook","url":"` + receiverURL + `"},"expiresAt":null}`
 
-// routes returns a handler that answers each path with its own scripted
+// routes returns a handler that replies to each path with its own scripted
 // replies, counted per path, and a 404 for any other path. "{{server}}" in a
 // reply body is replaced by the URL under which the client reached the
 // server, such as "http://127.0.0.1:41234".
@@ -534,37 +534,10 @@ func TestNotificationRequests(t *testing.T) {
 				t.Fatalf("call error = %v", err)
 			}
 
-			requests := srv.recorded()
-			if len(requests) != 1 {
-				t.Fatalf("server got %d requests, want 1", len(requests))
-			}
-			got := requests[0]
-			if got.method != tt.wantMethod {
-				t.Errorf("method = %q, want %q", got.method, tt.wantMethod)
-			}
-			if got.path != tt.wantPath {
-				t.Errorf("path = %q, want %q", got.path, tt.wantPath)
-			}
-			if tt.wantRawPath != "" && got.rawPath != tt.wantRawPath {
-				t.Errorf("escaped path = %q, want %q", got.rawPath, tt.wantRawPath)
-			}
-			if got.token != testToken {
-				t.Errorf("X-StorageApi-Token = %q, want %q", got.token, testToken)
-			}
-			if !strings.HasPrefix(got.userAgent, "keboola-operator/") {
-				t.Errorf("User-Agent = %q, want prefix %q", got.userAgent, "keboola-operator/")
-			}
-			if got.accept != "application/json" {
-				t.Errorf("Accept = %q, want %q", got.accept, "application/json")
-			}
-			if got.contentType != tt.wantContentType {
-				t.Errorf("Content-Type = %q, want %q", got.contentType, tt.wantContentType)
-			}
-			if tt.wantBody != "" {
-				assertJSONEqual(t, got.body, tt.wantBody)
-			} else if got.body != "" {
-				t.Errorf("body = %q, want none", got.body)
-			}
+			assertOneRequest(t, srv, expectedRequest{
+				method: tt.wantMethod, path: tt.wantPath, rawPath: tt.wantRawPath,
+				contentType: tt.wantContentType, body: tt.wantBody,
+			})
 		})
 	}
 }
